@@ -1,0 +1,25 @@
+"""DRF glue shared by every app's management API."""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger("apps.api")
+
+
+def exception_handler(exc, context):
+    """DRF's handler, plus: model validation errors become 400s and nothing else leaks a traceback."""
+    if isinstance(exc, DjangoValidationError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        exc = exceptions.ValidationError(detail=detail)
+    response = drf_exception_handler(exc, context)
+    if response is not None:
+        return response
+    view = context.get("view")
+    logger.exception("unhandled error in %s", type(view).__name__ if view else "api view")
+    return Response({"detail": "Internal server error."}, status=status.HTTP_500_INTERNAL_SERVER_ERROR)

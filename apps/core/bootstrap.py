@@ -1,0 +1,44 @@
+"""First start of the embedded default: a demo tenant, admin user and API key, ready to curl."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from apps.providers.env_sync import providers_sync_from_env
+from apps.tenants.models import ApiKey, Membership, Tenant
+from apps.tenants.services import api_key_create, membership_set, tenant_create
+
+logger = logging.getLogger(__name__)
+DEMO_SLUG = "demo"
+
+
+@transaction.atomic
+def demo_setup() -> dict:
+    """Idempotent. Returns what was created now (a new key's secret only the first time)."""
+    created: dict = {}
+    tenant = Tenant.objects.filter(slug=DEMO_SLUG).first()
+    if tenant is None:
+        tenant = tenant_create(slug=DEMO_SLUG, name="Demo")
+        created["tenant"] = tenant.slug
+    User = get_user_model()
+    if not User.objects.exists():
+        user = User.objects.create_superuser("admin", "admin@example.com", settings.DEMO_ADMIN_PASSWORD)
+        membership_set(tenant=tenant, user=user, role=Membership.Role.OWNER)
+        created["admin"] = ("admin", settings.DEMO_ADMIN_PASSWORD)
+    if not ApiKey.objects.filter(tenant=tenant).exists():
+        _, secret = api_key_create(tenant=tenant, name="demo", scopes=["inference", "admin"])
+        created["api_key"] = secret
+    return created
+
+
+def startup_setup(*, migrate: bool) -> dict:
+    from django.core.management import call_command
+
+    if migrate:
+        call_command("migrate", interactive=False, verbosity=0)
+    providers_sync_from_env()
+    return demo_setup() if settings.AUTO_SETUP else {}

@@ -1,0 +1,50 @@
+"""The configuration version: every process's in-memory snapshot reloads when it changes.
+
+Writes of configuration (tenants, keys, providers, credentials, catalogue) bump it after their
+transaction commits, so a reader never sees the new version before the new rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+
+from django.db import transaction
+
+from apps.core import redis as cb_redis
+
+logger = logging.getLogger(__name__)
+
+REDIS_KEY = "cb:config:version"
+_local_counter = itertools.count(1)
+_local_version = 0
+
+
+def _bump() -> None:
+    global _local_version
+    _local_version = next(_local_counter)
+    if cb_redis.configured():
+        try:
+            cb_redis.sync_client().incr(REDIS_KEY)
+        except Exception as exc:  # Redis down must not fail an admin save; snapshots also poll on a timer
+            logger.warning("could not bump config version in Redis: %s", type(exc).__name__)
+
+
+def config_changed() -> None:
+    transaction.on_commit(_bump)
+
+
+def local_version() -> int:
+    return _local_version
+
+
+def track(*models) -> None:
+    """Bump the version whenever one of these models is saved or deleted (admin, API, shell)."""
+    from django.db.models.signals import post_delete, post_save
+
+    def handler(**kwargs):
+        config_changed()
+
+    for model in models:
+        post_save.connect(handler, sender=model, weak=False, dispatch_uid=f"cfg-save-{model._meta.label}")
+        post_delete.connect(handler, sender=model, weak=False, dispatch_uid=f"cfg-del-{model._meta.label}")

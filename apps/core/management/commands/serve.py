@@ -1,0 +1,73 @@
+"""`manage.py serve`: uvicorn (uvloop + httptools) on OPENAI_HOST:OPENAI_PORT and GRAPHQL_HOST:GRAPHQL_PORT."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror} (is another server running?)") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+class Command(BaseCommand):
+    help = "Serve every route on both ports with uvicorn (the production server)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--workers", type=int, default=None, help="default: WEB_CONCURRENCY or CPU count")
+        parser.add_argument("--no-setup", action="store_true", help="skip migrate/seed of the embedded default")
+
+    def handle(self, *args, workers, no_setup, **options):
+        import uvicorn
+        from uvicorn.supervisors import Multiprocess
+
+        from apps.core.bootstrap import startup_setup
+
+        if not no_setup:
+            created = startup_setup(migrate=settings.AUTO_SETUP)
+            self._announce(created)
+        connections.close_all()  # no connection may cross into the worker processes
+
+        workers = workers or settings.WEB_WORKERS
+        if settings.EMBEDDED or not settings.REDIS_URL:
+            # In-memory channel layer and counters live in one process; more workers would disagree.
+            workers = 1
+        endpoints = {(settings.OPENAI_HOST, settings.OPENAI_PORT), (settings.GRAPHQL_HOST, settings.GRAPHQL_PORT)}
+        sockets = [bind(host, port) for host, port in sorted(endpoints)]
+        config = uvicorn.Config(
+            "cbplatform.asgi:application", loop="uvloop", http="httptools", ws="websockets-sansio",
+            lifespan="on", workers=workers, log_level=settings.LOG_LEVEL.lower(),
+            access_log=settings.ACCESS_LOG, proxy_headers=True,
+            server_header=False, timeout_graceful_shutdown=10,
+        )
+        where = ", ".join(f"http://{h}:{p}" for h, p in sorted(endpoints))
+        self.stderr.write(f"cbplatform {settings.VERSION} serving on {where} with {workers} worker(s)")
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", settings.SETTINGS_MODULE)
+        server = uvicorn.Server(config)
+        if workers > 1:
+            Multiprocess(config, target=server.run, sockets=sockets).run()
+            return
+        server.run(sockets=sockets)
+        if not server.started:
+            sys.exit(3)
+
+    def _announce(self, created: dict) -> None:
+        if "admin" in created:
+            user, password = created["admin"]
+            self.stderr.write(f"demo admin created: {user} / {password}  (change it at /admin/password_change/)")
+        if "api_key" in created:
+            self.stderr.write(f"demo API key (shown once): {created['api_key']}")

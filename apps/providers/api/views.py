@@ -1,0 +1,113 @@
+from django.core.exceptions import PermissionDenied
+from rest_framework import exceptions, viewsets
+
+from apps.providers import selectors, services
+from apps.providers.models import ModelEntry, Provider, ProviderCredential
+from apps.tenants.api.permissions import IsStaffOrReadOnly, IsTenantAdmin
+from apps.tenants.api.tenancy import request_tenant
+
+from .serializers import CredentialSerializer, ModelEntrySerializer, ProviderSerializer
+
+
+def _forbidden(exc: PermissionDenied):
+    return exceptions.PermissionDenied(str(exc) or None)
+
+
+class ProviderViewSet(viewsets.ModelViewSet):
+    """Global providers (read-only here) and the tenant's own, which it may create, change and delete."""
+
+    serializer_class = ProviderSerializer
+    permission_classes = [IsTenantAdmin]
+    filterset_fields = None
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Provider.objects.none()
+        return selectors.provider_list(tenant=request_tenant(self.request)).prefetch_related("credentials")
+
+    def perform_create(self, serializer):
+        serializer.instance = services.provider_create(tenant=request_tenant(self.request),
+                                                       **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        try:
+            serializer.instance = services.provider_update(tenant=request_tenant(self.request),
+                                                           provider=serializer.instance, **serializer.validated_data)
+        except PermissionDenied as exc:
+            raise _forbidden(exc) from None
+
+    def perform_destroy(self, instance):
+        try:
+            services.provider_delete(tenant=request_tenant(self.request), provider=instance)
+        except PermissionDenied as exc:
+            raise _forbidden(exc) from None
+
+
+class CredentialViewSet(viewsets.ModelViewSet):
+    """Keys of the tenant's own providers. `api_key` is write-only; responses carry a masked `hint`."""
+
+    serializer_class = CredentialSerializer
+    permission_classes = [IsTenantAdmin]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return ProviderCredential.objects.none()
+        credentials = selectors.credential_list(tenant=request_tenant(self.request))
+        provider = self.request.query_params.get("provider")
+        if provider:
+            if not provider.isdigit():
+                raise exceptions.ValidationError({"provider": "Must be a provider id."})
+            credentials = credentials.filter(provider_id=int(provider))
+        return credentials
+
+    def get_serializer(self, *args, **kwargs):
+        if getattr(self, "swagger_fake_view", False):
+            return CredentialSerializer(*args, **kwargs)
+        tenant = request_tenant(self.request)
+        kwargs["provider_queryset"] = selectors.provider_list(tenant=tenant).filter(tenant=tenant)
+        return CredentialSerializer(*args, **kwargs)
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        try:
+            serializer.instance = services.credential_create(
+                tenant=request_tenant(self.request), provider=data["provider"], api_key=data["api_key"],
+                name=data.get("name", ""), enabled=data.get("enabled", True))
+        except PermissionDenied as exc:
+            raise _forbidden(exc) from None
+
+    def perform_update(self, serializer):
+        data = serializer.validated_data
+        serializer.instance = services.credential_update(
+            tenant=request_tenant(self.request), credential=serializer.instance, api_key=data.get("api_key"),
+            name=data.get("name"), enabled=data.get("enabled"))
+
+
+class ModelEntryViewSet(viewsets.ModelViewSet):
+    """The model catalogue: every authenticated caller reads it; staff change it."""
+
+    serializer_class = ModelEntrySerializer
+    permission_classes = [IsStaffOrReadOnly]
+    queryset = ModelEntry.objects.none()
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return ModelEntry.objects.none()
+        if self.request.user.is_staff:
+            return ModelEntry.objects.select_related("provider")
+        tenant = self.request.auth.tenant if hasattr(self.request.auth, "tenant") else None
+        if tenant is None:
+            try:
+                tenant = request_tenant(self.request)
+            except exceptions.APIException:
+                tenant = None
+        return selectors.model_list(tenant=tenant)
+
+    def perform_create(self, serializer):
+        serializer.instance = services.model_entry_save(entry=ModelEntry(**serializer.validated_data))
+
+    def perform_update(self, serializer):
+        entry = serializer.instance
+        for name, value in serializer.validated_data.items():
+            setattr(entry, name, value)
+        serializer.instance = services.model_entry_save(entry=entry)

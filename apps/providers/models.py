@@ -1,0 +1,191 @@
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.core import crypto
+from apps.core.http import validate_upstream_url
+from apps.core.models import TimeStampedModel
+
+
+class ProviderType(models.TextChoices):
+    OPENAI = "openai", "OpenAI"
+    AZURE = "azure", "Azure OpenAI"
+    ANTHROPIC = "anthropic", "Anthropic"
+    GEMINI = "gemini", "Google Gemini"
+    OLLAMA = "ollama", "Ollama"
+    OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible"
+    SIMULATED = "simulated", "Simulated (built-in)"
+
+
+DEFAULT_BASE_URLS = {
+    ProviderType.OPENAI: "https://api.openai.com/v1",
+    ProviderType.ANTHROPIC: "https://api.anthropic.com",
+    ProviderType.GEMINI: "https://generativelanguage.googleapis.com",
+    ProviderType.OLLAMA: "http://localhost:11434",
+}
+# These cannot work without a base URL of the user's own.
+BASE_URL_REQUIRED = {ProviderType.AZURE, ProviderType.OPENAI_COMPATIBLE}
+
+
+class Source(models.TextChoices):
+    DATABASE = "db", "database"
+    ENVIRONMENT = "env", "environment (read-only)"
+
+
+class Provider(TimeStampedModel):
+    """An upstream account: global (tenant empty) or a tenant's own (bring your own key)."""
+
+    tenant = models.ForeignKey("tenants.Tenant", null=True, blank=True, on_delete=models.CASCADE,
+                               related_name="providers", help_text="Empty: available to every tenant.")
+    slug = models.SlugField(max_length=64)
+    name = models.CharField(max_length=200)
+    type = models.CharField(max_length=32, choices=ProviderType.choices)
+    base_url = models.CharField(max_length=500, blank=True,
+                                help_text="Blank: the provider's public endpoint. "
+                                          "Required for Azure and OpenAI-compatible.")
+    enabled = models.BooleanField(default=True)
+    priority = models.IntegerField(default=100, help_text="Lower is tried first when several providers serve a model.")
+    collects_data = models.BooleanField(
+        default=False, help_text="The upstream may retain or train on prompts (excluded by data_collection=deny)."
+    )
+    options = models.JSONField(default=dict, blank=True,
+                               help_text='Protocol options, e.g. {"api_version": "2024-10-21"} for Azure.')
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.DATABASE, editable=False)
+
+    class Meta:
+        ordering = ["priority", "slug"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "slug"], name="provider_tenant_slug_unique"),
+            models.UniqueConstraint(fields=["slug"], condition=Q(tenant__isnull=True),
+                                    name="provider_global_slug_unique"),
+        ]
+
+    def __str__(self):
+        owner = self.tenant.slug if self.tenant_id else "global"
+        return f"{self.name} [{owner}]"
+
+    @property
+    def is_global(self) -> bool:
+        return self.tenant_id is None
+
+    @property
+    def effective_base_url(self) -> str:
+        return self.base_url or DEFAULT_BASE_URLS.get(self.type, "")
+
+    def clean(self):
+        if self.type in BASE_URL_REQUIRED and not self.base_url:
+            raise ValidationError({"base_url": "This provider type needs a base URL."})
+        if self.base_url:
+            # Operators configure global providers; only tenant-supplied URLs are held to the private-address rule.
+            allow_private = True if self.tenant_id is None else None
+            try:
+                self.base_url = validate_upstream_url(self.base_url, allow_private=allow_private)
+            except ValidationError as exc:
+                raise ValidationError({"base_url": exc.messages}) from None
+        if not isinstance(self.options, dict):
+            raise ValidationError({"options": "Options must be a JSON object."})
+
+
+class ProviderCredential(models.Model):
+    """One upstream API key. Stored encrypted; only a masked hint is ever shown."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="credentials")
+    name = models.CharField(max_length=200, blank=True)
+    encrypted_key = models.TextField(blank=True, editable=False)
+    hint = models.CharField(max_length=32, blank=True, editable=False)
+    enabled = models.BooleanField(default=True)
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.DATABASE, editable=False)
+    env_var = models.CharField(max_length=64, blank=True, editable=False,
+                               help_text="For environment credentials: the variable that holds the key.")
+    created_at = models.DateTimeField(auto_now_add=True, editable=False)
+    rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["provider_id", "id"]
+
+    def __str__(self):
+        return f"{self.name or 'key'} {self.hint}".strip()
+
+    def set_secret(self, plaintext: str) -> None:
+        replacing = bool(self.encrypted_key)
+        self.encrypted_key = crypto.encrypt(plaintext)
+        self.hint = crypto.mask(plaintext)
+        if replacing:
+            self.rotated_at = timezone.now()
+
+    def secret(self) -> str:
+        """The plaintext key, for the outbound request only. Never log or return it."""
+        if self.source == Source.ENVIRONMENT:
+            from apps.providers.env_sync import env_secret
+
+            return env_secret(self.provider.slug, self.env_var)
+        return crypto.decrypt(self.encrypted_key)
+
+
+class ModelEntry(TimeStampedModel):
+    """The catalogue: what a model is called, who serves it, what it can do and what a token costs (USD)."""
+
+    class Mode(models.TextChoices):
+        CHAT = "chat"
+        EMBEDDING = "embedding"
+        COMPLETION = "completion"
+
+    model_id = models.CharField(max_length=200, help_text="Public id clients send, e.g. gpt-4o.")
+    provider_type = models.CharField(max_length=32, choices=ProviderType.choices)
+    provider = models.ForeignKey(Provider, null=True, blank=True, on_delete=models.CASCADE,
+                                 related_name="catalogue",
+                                 help_text="Empty: any provider of this type serves it. Set: only this provider.")
+    upstream_name = models.CharField(max_length=200, blank=True, help_text="Blank: same as the public id.")
+    aliases = models.JSONField(default=list, blank=True)
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.CHAT)
+    context_window = models.PositiveIntegerField(default=8192)
+    max_output_tokens = models.PositiveIntegerField(default=4096)
+    input_price = models.DecimalField(max_digits=20, decimal_places=12, default=0, help_text="USD per input token.")
+    output_price = models.DecimalField(max_digits=20, decimal_places=12, default=0, help_text="USD per output token.")
+    cached_input_price = models.DecimalField(max_digits=20, decimal_places=12, null=True, blank=True,
+                                             help_text="USD per cached input token (blank: same as input).")
+    cache_write_price = models.DecimalField(max_digits=20, decimal_places=12, null=True, blank=True,
+                                            help_text="USD per cache-write input token "
+                                                      "(Anthropic; blank: same as input).")
+    supports_streaming = models.BooleanField(default=True)
+    supports_tools = models.BooleanField(default=False)
+    supports_vision = models.BooleanField(default=False)
+    supports_json_mode = models.BooleanField(default=False)
+    supports_embeddings = models.BooleanField(default=False)
+    tags = models.JSONField(default=list, blank=True, help_text='Routing tags: tiers ("fast", "cheap", "quality") '
+                            'and tasks ("coding", "analysis", "creative").')
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["provider_type", "model_id"]
+        verbose_name = "model"
+        verbose_name_plural = "model catalogue"
+        constraints = [
+            models.UniqueConstraint(fields=["provider_type", "model_id"], condition=Q(provider__isnull=True),
+                                    name="model_type_id_unique"),
+            models.UniqueConstraint(fields=["provider", "model_id"], name="model_provider_id_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.model_id} ({self.provider_type})"
+
+    @property
+    def effective_upstream_name(self) -> str:
+        return self.upstream_name or self.model_id
+
+    @property
+    def capabilities(self) -> list[str]:
+        names = ("streaming", "tools", "vision", "json_mode", "embeddings")
+        return [name for name in names if getattr(self, f"supports_{name}")]
+
+    def clean(self):
+        for field in ("aliases", "tags"):
+            value = getattr(self, field)
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise ValidationError({field: "Must be a list of non-empty strings."})
+        if self.provider_id and self.provider.type != self.provider_type:
+            raise ValidationError({"provider": "The provider's type differs from provider_type."})

@@ -1,0 +1,50 @@
+"""The one ASGI application every port serves.
+
+HTTP is dispatched by path before Django sees it: `/v1/…` goes to the lean gateway app and
+`/health` to a middleware-free probe (see docs/architecture.md for why); everything else is Django.
+WebSockets go through Channels.
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cbplatform.settings.local")
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import URLRouter  # noqa: E402
+from django.core.asgi import get_asgi_application  # noqa: E402
+
+django_http = get_asgi_application()
+
+from apps.core.health import health_app  # noqa: E402
+from apps.gateway.app import gateway_app  # noqa: E402
+from apps.realtime.routing import websocket_urlpatterns  # noqa: E402
+
+websocket_app = AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+
+
+async def application(scope, receive, send):
+    kind = scope["type"]
+    if kind == "http":
+        path = scope["path"]
+        if path.startswith("/v1/") or path == "/v1":
+            return await gateway_app(scope, receive, send)
+        if path == "/health":
+            return await health_app(scope, receive, send)
+        return await django_http(scope, receive, send)
+    if kind == "websocket":
+        return await websocket_app(scope, receive, send)
+    if kind == "lifespan":
+        return await _lifespan(receive, send)
+    raise ValueError(f"unsupported ASGI scope type {kind!r}")
+
+
+async def _lifespan(receive, send):
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await gateway_app.startup()
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await gateway_app.shutdown()
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,199 @@
+"""Settings shared by every mode. Modes (local, production, test) override what differs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from cbplatform.env import ROUTING_STRATEGIES, STORAGE_BACKENDS, Env, EnvError, env_providers
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = Path(os.environ.get("CB_VAR_DIR", BASE_DIR / "var"))
+VERSION = "0.1.0"
+
+env = Env()
+
+# --- Serving (names from the original server) --------------------------------------------------
+OPENAI_HOST = env.str("OPENAI_HOST", default="0.0.0.0")
+OPENAI_PORT = env.port("OPENAI_PORT", default=3000)
+GRAPHQL_HOST = env.str("GRAPHQL_HOST", default="0.0.0.0")
+GRAPHQL_PORT = env.port("GRAPHQL_PORT", default=4000)
+WEB_WORKERS = env.int("WEB_CONCURRENCY", "CB_WEB_WORKERS", default=os.cpu_count() or 1, minimum=1, maximum=256)
+CORS_ENABLED = env.bool("OPENAI_CORS_ENABLED", "CORS_ENABLED", default=True)
+OPENAI_ENABLE_STREAMING = env.bool("OPENAI_ENABLE_STREAMING", default=True)
+ENVIRONMENT = env.str("ENVIRONMENT", default="development")
+LOG_LEVEL = env.log_level()
+ACCESS_LOG = env.bool("ACCESS_LOG", default=False)
+
+# --- Storage and shared services ---------------------------------------------------------------
+STORAGE_BACKEND = env.choice("STORAGE_BACKEND", default="auto", choices=(*STORAGE_BACKENDS, "nats"))
+if STORAGE_BACKEND == "nats":
+    raise EnvError(
+        "STORAGE_BACKEND='nats' is not supported: cbplatform stores in PostgreSQL (set DATABASE_URL) "
+        "or SQLite (STORAGE_BACKEND=sqlite)"
+    )
+DATABASE_CONFIG = env.database("DATABASE_URL")
+REDIS_URL = env.url("REDIS_URL", schemes=("redis", "rediss", "unix"))
+NATS_URL = env.url("NATS_URL", schemes=("nats", "tls"))  # read for compatibility; nothing uses NATS yet
+
+# --- Routing, limits, resilience ---------------------------------------------------------------
+DEFAULT_ROUTING_STRATEGY = env.choice("DEFAULT_ROUTING_STRATEGY", default="balanced", choices=ROUTING_STRATEGIES)
+ENABLE_SMART_ROUTING = env.bool("ENABLE_SMART_ROUTING", default=True)
+ENABLE_COST_OPTIMIZATION = env.bool("ENABLE_COST_OPTIMIZATION", default=True)
+REQUEST_TIMEOUT_SECONDS = env.float("REQUEST_TIMEOUT_SECONDS", default=60.0, minimum=0.1)
+MAX_CONCURRENT_REQUESTS = env.int("MAX_CONCURRENT_REQUESTS", default=10000, minimum=1)
+CONNECTION_POOL_SIZE = env.int("CONNECTION_POOL_SIZE", default=100, minimum=1)
+RATE_LIMIT_PER_MINUTE = env.int("RATE_LIMIT_PER_MINUTE", default=0, minimum=0)  # 0 = unlimited
+BURST_ALLOWANCE = env.int("BURST_ALLOWANCE", default=0, minimum=0)
+MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=20 * 1024 * 1024, minimum=1024)
+# Tenant-supplied upstream base URLs may point at private/loopback addresses only when this is on.
+ALLOW_PRIVATE_UPSTREAMS = env.bool("ALLOW_PRIVATE_UPSTREAMS", default=True)
+
+# --- Providers from the environment (global, read-only, secrets stay in the environment) -------
+ENV_PROVIDERS = env_providers(env)
+
+# --- Django ------------------------------------------------------------------------------------
+DEBUG = False
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS") or ["*"]
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "rest_framework",
+    "drf_spectacular",
+    "channels",
+    "graphene_django",
+    "apps.core",
+    "apps.tenants",
+    "apps.providers",
+    "apps.gateway",
+    "apps.realtime",
+    "apps.dashboard",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "cbplatform.urls"
+ASGI_APPLICATION = "cbplatform.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
+with contextlib.suppress(OSError):  # whitenoise warns about a missing root; finders serve the files anyway
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+LOGIN_URL = "/admin/login/"
+
+CORS_ALLOW_ALL_ORIGINS = CORS_ENABLED
+CORS_URLS_REGEX = r"^/(v1|api|graphql)/.*$"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apps.tenants.api.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["apps.tenants.api.permissions.IsTenantAdmin"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+    "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "cbplatform management API",
+    "DESCRIPTION": "Tenants, API keys, providers, credentials and the model catalogue. "
+    "Authenticate with the admin session or a tenant API key that has the `admin` scope.",
+    "VERSION": VERSION,
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"ProviderTypeEnum": "apps.providers.models.ProviderType"},
+}
+
+GRAPHENE = {"SCHEMA": "cbplatform.schema.schema"}
+
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+
+def database_settings(default_sqlite: Path | None) -> dict:
+    """DATABASES from DATABASE_URL / STORAGE_BACKEND, falling back to SQLite when allowed."""
+    if STORAGE_BACKEND in ("memory", "sqlite") or (STORAGE_BACKEND == "auto" and DATABASE_CONFIG is None):
+        if default_sqlite is None:
+            raise EnvError("DATABASE_URL is required (postgres://user:pass@host:5432/name)")
+        default_sqlite.parent.mkdir(parents=True, exist_ok=True)
+        return {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(default_sqlite),
+                            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"}}}
+    if DATABASE_CONFIG is None:
+        raise EnvError("STORAGE_BACKEND=postgres needs DATABASE_URL (postgres://user:pass@host:5432/name)")
+    config = dict(DATABASE_CONFIG)
+    config.setdefault("CONN_MAX_AGE", 60)
+    config["CONN_HEALTH_CHECKS"] = True
+    return {"default": config}
+
+
+def channel_layers(redis_url: str | None) -> dict:
+    if redis_url:
+        return {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [redis_url]}}}
+    return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+def cache_settings(redis_url: str | None) -> dict:
+    if redis_url:
+        return {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url}}
+    return {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from graphene_django.views import GraphQLView
+
+from apps.core.views import root
+
+urlpatterns = [
+    path("", root, name="root"),
+    path("admin/", admin.site.urls),
+    path("api/", include("apps.tenants.api.urls")),
+    path("api/", include("apps.providers.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("graphql", csrf_exempt(GraphQLView.as_view(graphiql=True)), name="graphql"),
+    path("graphql/", csrf_exempt(GraphQLView.as_view(graphiql=True))),
+    path("dashboard/", include("apps.dashboard.urls")),
+]
+
+admin.site.site_header = "cbplatform administration"
+admin.site.site_title = "cbplatform"
