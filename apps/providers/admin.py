@@ -96,6 +96,9 @@ class ProviderCredentialAdmin(ReadOnlyFromEnvironment, admin.ModelAdmin):
     autocomplete_fields = ["provider"]
     actions = ["reencrypt"]
 
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is None else ["provider", *self.readonly_fields]
+
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "provider":
             kwargs["queryset"] = Provider.objects.filter(source=Source.DATABASE)

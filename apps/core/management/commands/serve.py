@@ -59,7 +59,7 @@ class Command(BaseCommand):
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", settings.SETTINGS_MODULE)
         server = uvicorn.Server(config)
         if workers > 1:
-            Multiprocess(config, target=server.run, sockets=sockets).run()
+            Multiprocess(config, sockets=sockets).run()
             return
         server.run(sockets=sockets)
         if not server.started:
