@@ -28,7 +28,7 @@ LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "critical")
 STORAGE_BACKENDS = ("auto", "memory", "sqlite", "postgres")
 
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
-_FALSE = {"0", "false", "no", "off", "n", "f", ""}
+_FALSE = {"0", "false", "no", "off", "n", "f"}
 
 
 class EnvError(ImproperlyConfigured):
@@ -55,7 +55,7 @@ class Env:
 
     def bool(self, *names: str, default: bool) -> bool:
         name, value = self.raw(*names)
-        if value is None:
+        if value in (None, ""):  # empty means unset, as for every other type (compose passes ${X:-})
             return default
         lowered = value.lower()
         if lowered in _TRUE:
@@ -183,7 +183,8 @@ def env_providers(env: Env) -> list[EnvProvider]:
     names, secrets = keys("ANTHROPIC_API_KEY", "ANTHROPIC_API_KEYS")
     if secrets:
         providers.append(EnvProvider("env-anthropic", "Anthropic (environment)", "anthropic",
-                                     env.url("ANTHROPIC_BASE_URL", default="https://api.anthropic.com"), names, secrets))
+                                     env.url("ANTHROPIC_BASE_URL", default="https://api.anthropic.com"),
+                                     names, secrets))
     names, secrets = keys("GOOGLE_API_KEY", "GOOGLE_API_KEYS")
     if secrets:
         providers.append(EnvProvider("env-gemini", "Google Gemini (environment)", "gemini",

@@ -124,3 +124,19 @@ def server_factory(transactional_db):
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def catalogue(django_db_blocker):
+    """The seeded model catalogue. Transactional tests truncate tables, data migrations included,
+    so tests that need the seed ask for it and get it re-applied when it is gone."""
+    import importlib
+
+    from django.apps import apps as django_apps
+
+    from apps.providers.models import ModelEntry
+
+    with django_db_blocker.unblock():
+        if not ModelEntry.objects.filter(provider__isnull=True).exists():
+            importlib.import_module("apps.providers.migrations.0002_seed_catalogue").seed(django_apps, None)
+    return ModelEntry.objects

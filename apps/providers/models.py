@@ -106,6 +106,11 @@ class ProviderCredential(models.Model):
 
     class Meta:
         ordering = ["provider_id", "id"]
+        constraints = [
+            # Several web replicas mirror the environment at once; one row per variable.
+            models.UniqueConstraint(fields=["provider", "env_var"], condition=~Q(env_var=""),
+                                    name="credential_env_var_unique"),
+        ]
 
     def __str__(self):
         return f"{self.name or 'key'} {self.hint}".strip()

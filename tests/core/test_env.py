@@ -101,3 +101,7 @@ def test_production_names_only_what_is_missing():
 def test_nats_storage_backend_is_refused_clearly():
     result = _manage("check", env={"STORAGE_BACKEND": "nats"})
     assert result.returncode == 2 and "STORAGE_BACKEND" in result.stderr
+
+
+def test_empty_boolean_means_default():
+    assert Env({"SESSION_COOKIE_SECURE": ""}).bool("SESSION_COOKIE_SECURE", default=True) is True

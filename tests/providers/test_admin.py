@@ -25,7 +25,7 @@ def admin_client(client, django_user_model):
     return client
 
 
-def test_every_changelist_and_add_page_loads(admin_client):
+def test_every_changelist_and_add_page_loads(admin_client, catalogue):
     tenant = factories.tenant()
     provider = factories.provider(tenant)
     factories.credential(provider)
@@ -147,7 +147,7 @@ def test_environment_provider_appears_masked_and_read_only(admin_client, setting
     assert provider.enabled is False
 
 
-def test_catalogue_is_seeded_with_the_names_users_rely_on():
+def test_catalogue_is_seeded_with_the_names_users_rely_on(catalogue):
     names = set(ModelEntry.objects.values_list("model_id", flat=True))
     for name in ("gpt-4", "gpt-4o", "gpt-3.5-turbo", "claude-3-haiku-20240307", "claude-3-5-sonnet-20241022",
                  "gemini-pro", "gemini-1.5-pro", "gemini-1.5-flash", "text-embedding-3-small", "llama3.2",

@@ -114,7 +114,8 @@ def test_provider_and_credential_crud_never_returns_the_secret(tenant_a):
     assert client.get(f"/api/providers/{provider['id']}/").json()["key_hints"] == ["sk-…7777"]
 
     rotated = client.patch(f"/api/credentials/{credential['id']}/", {"api_key": "sk-new-rotated-key-0001"}, format="json")
-    assert rotated.status_code == 200 and rotated.json()["hint"] == "sk-…0001" and rotated.json()["rotated_at"]
+    assert rotated.status_code == 200
+    assert rotated.json()["hint"] == "sk-…0001" and rotated.json()["rotated_at"]
 
     assert client.delete(f"/api/providers/{provider['id']}/").status_code == 204
     assert not ProviderCredential.objects.filter(pk=credential["id"]).exists()
@@ -166,7 +167,7 @@ def test_global_providers_are_visible_but_read_only(tenant_a):
     assert Provider.objects.get(pk=global_provider.pk).name == "shared-openai"
 
 
-def test_catalogue_read_for_all_write_for_staff(tenant_a, client, django_user_model):
+def test_catalogue_read_for_all_write_for_staff(tenant_a, client, django_user_model, catalogue):
     _, api = tenant_a
     response = api.get("/api/models/?limit=500")
     assert response.status_code == 200

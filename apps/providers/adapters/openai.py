@@ -1,0 +1,96 @@
+"""OpenAI and every OpenAI-compatible server (vLLM, Groq, Together, OpenRouter…): near pass-through."""
+
+from __future__ import annotations
+
+from .base import Adapter, ChunkFactory, SSEDecoder, StreamTranslator, Target, UpstreamRequest, json_body, loads
+
+
+def headers_for(target: Target) -> dict[str, str]:
+    headers = {"Content-Type": "application/json"}
+    if target.api_key:
+        headers["Authorization"] = f"Bearer {target.api_key}"
+    if target.options.get("organization"):
+        headers["OpenAI-Organization"] = str(target.options["organization"])
+    for name, value in (target.options.get("headers") or {}).items():
+        headers[str(name)] = str(value)
+    return headers
+
+
+def chat_body(body: dict, target: Target, *, stream: bool) -> dict:
+    out = dict(body)
+    out["model"] = target.model
+    if stream:
+        out["stream"] = True
+        # Always ask for usage so costs are exact; the gateway strips it unless the client asked.
+        out["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+    else:
+        out.pop("stream", None)
+        out.pop("stream_options", None)
+    return out
+
+
+class OpenAIStream(StreamTranslator):
+    __slots__ = ("decoder",)
+
+    def __init__(self):
+        self.decoder = SSEDecoder()
+
+    def _translate(self, events) -> list[dict]:
+        out = []
+        for _event, data in events:
+            if data == b"[DONE]":
+                continue
+            chunk = loads(data)
+            if not isinstance(chunk, dict):
+                continue
+            if "error" in chunk:
+                from .base import UpstreamError
+
+                err = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
+                raise UpstreamError(str(err.get("message") or "upstream stream error"), status=502,
+                                    type=err.get("type") or "upstream_error", code=err.get("code"), retryable=True)
+            out.append(chunk)
+        return out
+
+    def feed(self, data: bytes) -> list[dict]:
+        return self._translate(self.decoder.feed(data))
+
+    def close(self) -> list[dict]:
+        return self._translate(self.decoder.close())
+
+
+class OpenAIAdapter(Adapter):
+    name = "openai"
+    supports_embeddings = True
+    supports_completions = True
+
+    def chat_request(self, body: dict, target: Target, *, stream: bool) -> UpstreamRequest:
+        return UpstreamRequest("POST", f"{target.base_url}/chat/completions", headers_for(target),
+                               json_body(chat_body(body, target, stream=stream)))
+
+    def chat_response(self, payload: bytes, target: Target) -> dict:
+        data = loads(payload)
+        if not isinstance(data, dict) or "choices" not in data:
+            from .base import UpstreamError
+
+            raise UpstreamError("Upstream returned a malformed completion.", status=502, retryable=True)
+        return data
+
+    def chat_stream(self, target: Target, chunks: ChunkFactory) -> StreamTranslator:
+        return OpenAIStream()
+
+    def embeddings_request(self, body: dict, target: Target) -> UpstreamRequest:
+        return UpstreamRequest("POST", f"{target.base_url}/embeddings", headers_for(target),
+                               json_body({**body, "model": target.model}))
+
+    def embeddings_response(self, payload: bytes, target: Target, body: dict) -> dict:
+        data = loads(payload)
+        if not isinstance(data, dict) or "data" not in data:
+            from .base import UpstreamError
+
+            raise UpstreamError("Upstream returned malformed embeddings.", status=502, retryable=True)
+        return data
+
+    def completions_request(self, body: dict, target: Target, *, stream: bool) -> UpstreamRequest:
+        return UpstreamRequest("POST", f"{target.base_url}/completions", headers_for(target),
+                               json_body(chat_body(body, target, stream=stream)))
