@@ -96,8 +96,13 @@ class Upstream:
             async for chunk in adapter.stream(body, target, chunks):
                 yield chunk
             return
-        response = await self.open_stream(adapter, adapter.chat_request(body, target, stream=True), timeout=timeout)
-        translator = adapter.chat_stream(target, chunks)
+        async for chunk in self.stream_request(adapter, adapter.chat_request(body, target, stream=True),
+                                               adapter.chat_stream(target, chunks), timeout=timeout):
+            yield chunk
+
+    async def stream_request(self, adapter: Adapter, request: UpstreamRequest, translator, *,
+                             timeout: float | None = None) -> AsyncIterator[dict]:
+        response = await self.open_stream(adapter, request, timeout=timeout)
         try:
             async for data in response.content.iter_any():
                 for chunk in translator.feed(data):

@@ -1,0 +1,92 @@
+"""Minimal ASGI HTTP plumbing for the gateway: headers, bodies, JSON and SSE responses."""
+
+from __future__ import annotations
+
+import orjson
+
+from .errors import GatewayError
+
+JSON = b"application/json"
+
+
+class ClientGone(Exception):
+    """The client disconnected before we answered."""
+
+
+def header(scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+async def read_body(scope, receive, limit: int) -> bytes:
+    length = header(scope, b"content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise GatewayError(f"Request body too large: {length} bytes (limit {limit}).", status=413,
+                           code="request_too_large")
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise GatewayError(f"Request body too large (limit {limit} bytes).", status=413,
+                               code="request_too_large")
+        parts.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(parts)
+
+
+class Responder:
+    """Sends one response; knows whether headers went out (after that, errors go in-band)."""
+
+    __slots__ = ("cors", "extra", "send", "started")
+
+    def __init__(self, send, *, cors: bool):
+        self.send = send
+        self.started = False
+        self.cors = cors
+        self.extra: list[tuple[bytes, bytes]] = []
+
+    def add_header(self, name: str, value: str) -> None:
+        self.extra.append((name.encode("latin-1"), value.encode("latin-1", "replace")))
+
+    def _headers(self, content_type: bytes, length: int | None) -> list[tuple[bytes, bytes]]:
+        headers = [(b"content-type", content_type), *self.extra]
+        if length is not None:
+            headers.append((b"content-length", str(length).encode()))
+        if self.cors:
+            headers.append((b"access-control-allow-origin", b"*"))
+            headers.append((b"access-control-expose-headers",
+                            b"x-cb-request-id, x-cb-provider, x-cb-model, x-cb-route, retry-after"))
+        return headers
+
+    async def json(self, status: int, payload: bytes) -> None:
+        self.started = True
+        await self.send({"type": "http.response.start", "status": status, "headers": self._headers(JSON, len(payload))})
+        await self.send({"type": "http.response.body", "body": payload})
+
+    async def error(self, error: GatewayError) -> None:
+        for name, value in error.headers.items():
+            self.add_header(name, value)
+        await self.json(error.status, error.body())
+
+    async def start_sse(self) -> None:
+        self.started = True
+        headers = self._headers(b"text/event-stream; charset=utf-8", None)
+        headers += [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+        await self.send({"type": "http.response.start", "status": 200, "headers": headers})
+
+    async def sse(self, data: bytes, *, last: bool = False) -> None:
+        await self.send({"type": "http.response.body", "body": data, "more_body": not last})
+
+
+def sse_event(obj) -> bytes:
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+SSE_DONE = b"data: [DONE]\n\n"
