@@ -140,3 +140,28 @@ def catalogue(django_db_blocker):
         if not ModelEntry.objects.filter(provider__isnull=True).exists():
             importlib.import_module("apps.providers.migrations.0002_seed_catalogue").seed(django_apps, None)
     return ModelEntry.objects
+
+
+def committed(fn, *args, **kwargs):
+    """Run `fn` on its own thread, hence its own autocommitting DB connection, outside the test's
+    transaction, so other processes (a gateway server) see the rows and on_commit hooks fire."""
+    import threading
+
+    from django.db import connections
+
+    result: dict = {}
+
+    def run():
+        try:
+            result["value"] = fn(*args, **kwargs)
+        except BaseException as exc:  # re-raised in the test's thread
+            result["error"] = exc
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(60)
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")

@@ -248,7 +248,7 @@ class GatewayApp:
             try:
                 result = await self.upstream.chat(adapter, target, self._upstream_body(body, target))
             except UpstreamError as error:
-                failure = error
+                failure = failure or error  # the primary's failure is the one to report
                 if error.retryable:
                     continue
                 break
@@ -271,7 +271,7 @@ class GatewayApp:
                 first = None
             except UpstreamError as error:
                 await chunks.aclose()
-                failure = error
+                failure = failure or error  # the primary's failure is the one to report
                 if error.retryable:
                     continue
                 break
@@ -329,7 +329,7 @@ class GatewayApp:
                 result = await self.upstream.embeddings(registry.get(candidate.provider.type), target,
                                                         self._upstream_body(body, target))
             except UpstreamError as error:
-                failure = error
+                failure = failure or error  # the primary's failure is the one to report
                 if error.retryable:
                     continue
                 break
@@ -363,7 +363,7 @@ class GatewayApp:
                 chunks = self.upstream.stream_request(adapter, request, OpenAIStream())
                 first = await anext(chunks, None)
             except UpstreamError as error:
-                failure = error
+                failure = failure or error  # the primary's failure is the one to report
                 if error.retryable:
                     continue
                 break

@@ -58,7 +58,8 @@ class FakeOpenAI(FakeProvider):
 
     def authorized(self, request: web.Request) -> bool:
         auth = request.headers.get("Authorization", "")
-        return auth.startswith("Bearer ") and not self.bad_key(auth[7:])
+        presented = auth[7:] if auth.startswith("Bearer ") else None
+        return presented in getattr(self, "api_key_alternatives", set()) or not self.bad_key(presented)
 
     def validate(self, body) -> str | None:
         if not isinstance(body, dict):

@@ -104,8 +104,8 @@ def test_provider_and_credential_crud_never_returns_the_secret(tenant_a):
     provider = response.json()
     assert provider["base_url"] == "https://llm.example.com/v1" and provider["owner"] == "tenant"
 
-    response = client.post("/api/credentials/", {"provider": provider["id"], "name": "k1", "api_key": SECRET},
-                           format="json")
+    response = client.post("/api/credentials/",
+                           {"provider": provider["id"], "name": "k1", "api_key": SECRET}, format="json")
     assert response.status_code == 201, response.json()
     credential = response.json()
     assert "api_key" not in credential and credential["hint"] == "sk-…7777"
@@ -113,7 +113,8 @@ def test_provider_and_credential_crud_never_returns_the_secret(tenant_a):
     assert ProviderCredential.objects.get(pk=credential["id"]).secret() == SECRET
     assert client.get(f"/api/providers/{provider['id']}/").json()["key_hints"] == ["sk-…7777"]
 
-    rotated = client.patch(f"/api/credentials/{credential['id']}/", {"api_key": "sk-new-rotated-key-0001"}, format="json")
+    rotated = client.patch(f"/api/credentials/{credential['id']}/", {"api_key": "sk-new-rotated-key-0001"},
+                           format="json")
     assert rotated.status_code == 200
     assert rotated.json()["hint"] == "sk-…0001" and rotated.json()["rotated_at"]
 

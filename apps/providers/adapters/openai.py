@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
-from .base import Adapter, ChunkFactory, SSEDecoder, StreamTranslator, Target, UpstreamRequest, json_body, loads
+from .base import (
+    Adapter,
+    ChunkFactory,
+    SSEDecoder,
+    StreamTranslator,
+    Target,
+    UpstreamError,
+    UpstreamRequest,
+    json_body,
+    loads,
+)
+
+
+def extra_headers(target: Target) -> dict[str, str]:
+    """Headers configured on the provider (`options.headers`); they go last so they can override ours."""
+    return {str(name): str(value) for name, value in (target.options.get("headers") or {}).items()}
 
 
 def headers_for(target: Target) -> dict[str, str]:
@@ -11,8 +26,7 @@ def headers_for(target: Target) -> dict[str, str]:
         headers["Authorization"] = f"Bearer {target.api_key}"
     if target.options.get("organization"):
         headers["OpenAI-Organization"] = str(target.options["organization"])
-    for name, value in (target.options.get("headers") or {}).items():
-        headers[str(name)] = str(value)
+    headers.update(extra_headers(target))
     return headers
 
 
@@ -30,12 +44,15 @@ def chat_body(body: dict, target: Target, *, stream: bool) -> dict:
 
 
 class OpenAIStream(StreamTranslator):
-    __slots__ = ("decoder",)
+    __slots__ = ("decoder", "pending")
 
     def __init__(self):
         self.decoder = SSEDecoder()
+        self.pending: UpstreamError | None = None  # an error read together with content, raised next time
 
     def _translate(self, events) -> list[dict]:
+        if self.pending is not None:
+            raise self.pending
         out = []
         for _event, data in events:
             if data == b"[DONE]":
@@ -44,11 +61,13 @@ class OpenAIStream(StreamTranslator):
             if not isinstance(chunk, dict):
                 continue
             if "error" in chunk:
-                from .base import UpstreamError
-
                 err = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
-                raise UpstreamError(str(err.get("message") or "upstream stream error"), status=502,
-                                    type=err.get("type") or "upstream_error", code=err.get("code"), retryable=True)
+                error = UpstreamError(str(err.get("message") or "upstream stream error"), status=502,
+                                      type=err.get("type") or "upstream_error", code=err.get("code"), retryable=True)
+                if out:  # deliver what came before the error first
+                    self.pending = error
+                    return out
+                raise error
             out.append(chunk)
         return out
 
@@ -71,8 +90,6 @@ class OpenAIAdapter(Adapter):
     def chat_response(self, payload: bytes, target: Target) -> dict:
         data = loads(payload)
         if not isinstance(data, dict) or "choices" not in data:
-            from .base import UpstreamError
-
             raise UpstreamError("Upstream returned a malformed completion.", status=502, retryable=True)
         return data
 
@@ -86,8 +103,6 @@ class OpenAIAdapter(Adapter):
     def embeddings_response(self, payload: bytes, target: Target, body: dict) -> dict:
         data = loads(payload)
         if not isinstance(data, dict) or "data" not in data:
-            from .base import UpstreamError
-
             raise UpstreamError("Upstream returned malformed embeddings.", status=502, retryable=True)
         return data
 
