@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlencode
 
-from .base import ChunkFactory, StreamTranslator, Target, UpstreamError, UpstreamRequest, json_body
+from .base import ChunkFactory, StreamTranslator, Target, UpstreamRequest, json_body
 from .openai import OpenAIAdapter, OpenAIStream, chat_body, extra_headers
 
 DEFAULT_API_VERSION = "2024-10-21"  # the current GA data-plane version
@@ -40,39 +40,14 @@ def _is_chat_chunk(chunk: dict) -> bool:
 
 
 class AzureStream(OpenAIStream):
-    __slots__ = ("done", "pending_error")
-
-    def __init__(self):
-        super().__init__()
-        self.done = False
-        self.pending_error: UpstreamError | None = None
+    __slots__ = ()
 
     def _translate(self, events) -> list[dict]:
-        if self.pending_error is not None:
-            raise self.pending_error
-        chunks: list[dict] = []
-        for event in events:
-            self.done = self.done or event[1] == b"[DONE]"
-            try:
-                chunks += super()._translate([event])
-            except UpstreamError as error:
-                # Hand out what arrived before the error in the same read first; raise on the next call.
-                if not chunks:
-                    raise
-                self.pending_error = error
-                break
-        chunks = [chunk for chunk in chunks if _is_chat_chunk(chunk)]
+        chunks = [chunk for chunk in super()._translate(events) if _is_chat_chunk(chunk)]
         for chunk in chunks:
             for choice in chunk["choices"]:
                 choice.setdefault("delta", {})  # a filter verdict can arrive without one; clients index it
         return chunks
-
-    def close(self) -> list[dict]:
-        out = super().close()
-        if not self.done:  # Azure ends every complete stream with `data: [DONE]`
-            raise UpstreamError("Azure OpenAI's stream ended before [DONE].", status=502, type="upstream_error",
-                                code="upstream_stream_truncated", retryable=True)
-        return out
 
 
 class AzureAdapter(OpenAIAdapter):

@@ -44,10 +44,13 @@ def chat_body(body: dict, target: Target, *, stream: bool) -> dict:
 
 
 class OpenAIStream(StreamTranslator):
-    __slots__ = ("decoder", "pending")
+    """SSE `data:` chunks as they are. A stream that ends without `[DONE]` or a finish_reason was cut off."""
+
+    __slots__ = ("decoder", "finished", "pending")
 
     def __init__(self):
         self.decoder = SSEDecoder()
+        self.finished = False
         self.pending: UpstreamError | None = None  # an error read together with content, raised next time
 
     def _translate(self, events) -> list[dict]:
@@ -56,6 +59,7 @@ class OpenAIStream(StreamTranslator):
         out = []
         for _event, data in events:
             if data == b"[DONE]":
+                self.finished = True
                 continue
             chunk = loads(data)
             if not isinstance(chunk, dict):
@@ -68,6 +72,8 @@ class OpenAIStream(StreamTranslator):
                     self.pending = error
                     return out
                 raise error
+            if any(choice.get("finish_reason") for choice in chunk.get("choices") or ()):
+                self.finished = True
             out.append(chunk)
         return out
 
@@ -75,7 +81,11 @@ class OpenAIStream(StreamTranslator):
         return self._translate(self.decoder.feed(data))
 
     def close(self) -> list[dict]:
-        return self._translate(self.decoder.close())
+        out = self._translate(self.decoder.close())
+        if not self.finished:
+            raise UpstreamError("The upstream stream ended before it was complete.", status=502,
+                                type="upstream_error", code="upstream_stream_truncated", retryable=True)
+        return out
 
 
 class OpenAIAdapter(Adapter):

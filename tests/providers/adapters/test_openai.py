@@ -1,0 +1,139 @@
+"""The OpenAI adapter (also every OpenAI-compatible server) against the fake OpenAI over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import orjson
+import pytest
+from hypothesis import given, settings
+
+from apps.gateway.upstream import Upstream
+from apps.providers.adapters.base import ChunkFactory, Target, UpstreamError
+from apps.providers.adapters.openai import OpenAIAdapter, OpenAIStream
+from tests.fakes.openai import FakeOpenAI, normalize
+from tests.strategies import canonical, expected_conversation, openai_requests
+
+ADAPTER = OpenAIAdapter()
+
+
+@pytest.fixture(scope="module")
+def fake():
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+def target(fake, key=None, **options) -> Target:
+    return Target("p", "openai", f"{fake.url}/v1", key or fake.api_key, "gpt-4o-2024-08-06", options)
+
+
+def run(coro_fn, timeout=5.0):
+    async def main():
+        upstream = Upstream(timeout=timeout)
+        try:
+            return await coro_fn(upstream)
+        finally:
+            await upstream.close()
+    return asyncio.run(main())
+
+
+def chat(fake, text, **extra):
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": text}], **extra}
+    return run(lambda u: u.chat(ADAPTER, target(fake), body))
+
+
+def stream(fake, text, **extra):
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": text}], **extra}
+
+    async def go(upstream):
+        return [c async for c in upstream.chat_stream(ADAPTER, target(fake), body, ChunkFactory("m"))]
+    return run(go)
+
+
+def test_request_is_passed_through_with_our_key_and_the_upstream_name(fake):
+    result = chat(fake, "hello", temperature=0.3, seed=7, logit_bias={"1": 2}, circuit_breaker=None)
+    assert result["choices"][0]["message"]["content"] == "[openai] You said: hello"
+    received = fake.requests[-1]
+    assert received["headers"]["Authorization"] == f"Bearer {fake.api_key}"
+    assert received["json"]["model"] == "gpt-4o-2024-08-06"
+    assert received["json"]["seed"] == 7 and received["json"]["logit_bias"] == {"1": 2}
+    assert "stream" not in received["json"]
+
+
+def test_stream_asks_for_usage_even_when_the_client_did_not(fake):
+    chunks = stream(fake, "count me")
+    assert fake.requests[-1]["json"]["stream_options"] == {"include_usage": True}
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 5
+
+
+def test_errors(fake):
+    with pytest.raises(UpstreamError) as info:
+        run(lambda u: u.chat(ADAPTER, target(fake, key="sk-wrong"),
+                             {"model": "m", "messages": [{"role": "user", "content": "x"}]}))
+    assert info.value.status == 502 and info.value.code == "upstream_auth_error" and info.value.retryable
+    assert "sk-wrong" not in info.value.message
+    with pytest.raises(UpstreamError) as info:
+        chat(fake, "!status 429 retry-after=2")
+    assert (info.value.status, info.value.retryable, info.value.retry_after) == (429, True, 2.0)
+    with pytest.raises(UpstreamError) as info:
+        chat(fake, "!status 400")
+    assert info.value.status == 400 and not info.value.retryable and "fake openai error 400" in info.value.message
+    with pytest.raises(UpstreamError) as info:
+        run(lambda u: u.chat(ADAPTER, target(fake), {"model": "m", "messages": [{"role": "user",
+                                                                                   "content": "!hang 3"}]}),
+            timeout=0.5)
+    assert info.value.status == 504
+
+
+def test_stream_errors_keep_earlier_content_and_truncation_is_detected(fake):
+    received = []
+
+    async def go(upstream):
+        body = {"model": "m", "messages": [{"role": "user", "content": "a b c d !error-after 2"}], "stream": True}
+        async for chunk in upstream.chat_stream(ADAPTER, target(fake), body, ChunkFactory("m")):
+            received.append(chunk)
+    with pytest.raises(UpstreamError):
+        run(go)
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in received if c["choices"]) == "[openai] You"
+
+    translator = OpenAIStream()
+    data = b'data: {"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": null}]}\n\n'
+    assert translator.feed(data)[0]["choices"][0]["delta"] == {"content": "hi"}
+    with pytest.raises(UpstreamError) as info:
+        translator.close()
+    assert info.value.code == "upstream_stream_truncated"
+
+    translator = OpenAIStream()
+    both = data + b'data: {"error": {"message": "boom", "type": "server_error"}}\n\n'
+    assert len(translator.feed(both)) == 1  # content first…
+    with pytest.raises(UpstreamError, match="boom"):  # …then the error
+        translator.feed(b"")
+
+
+def test_split_reads_reassemble(fake):
+    translator = OpenAIStream()
+    payload = (b'data: {"choices": [{"index": 0, "delta": {"content": "x"}, "finish_reason": "stop"}]}\r\n\r\n'
+               b"data: [DONE]\r\n\r\n")
+    chunks = []
+    for i in range(len(payload)):
+        chunks += translator.feed(payload[i:i + 1])
+    chunks += translator.close()
+    assert [c["choices"][0]["finish_reason"] for c in chunks] == ["stop"]
+
+
+def test_embeddings_and_completions(fake):
+    result = run(lambda u: u.embeddings(ADAPTER, target(fake), {"model": "e", "input": ["a", "b"]}))
+    assert [d["index"] for d in result["data"]] == [0, 1]
+    request = ADAPTER.completions_request({"model": "x", "prompt": "p"}, target(fake), stream=False)
+    assert request.url.endswith("/v1/completions")
+    payload = run(lambda u: u.fetch(ADAPTER, request))
+    assert json.loads(payload)["choices"][0]["text"].strip() == "[openai] completed: p"
+
+
+@settings(max_examples=150, deadline=None)
+@given(openai_requests())
+def test_round_trip_keeps_roles_text_and_tool_calls(body):
+    sent = orjson.loads(ADAPTER.chat_request(body, Target("p", "openai", "http://x/v1", "k", "m"), stream=False).body)
+    assert canonical(normalize(sent)) == canonical(expected_conversation(body))
