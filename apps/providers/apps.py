@@ -6,8 +6,19 @@ class ProvidersConfig(AppConfig):
     label = "providers"
 
     def ready(self):
+        from django.db.models.signals import post_migrate
+
         from apps.core.config_version import track
 
         from .models import ModelEntry, Provider, ProviderCredential
 
         track(Provider, ProviderCredential, ModelEntry)
+        post_migrate.connect(_mirror_environment, sender=self, dispatch_uid="providers-env-sync")
+
+
+def _mirror_environment(using="default", **kwargs):
+    """`migrate` also mirrors environment providers, so `migrate` + `runserver` works like `serve`."""
+    from .env_sync import providers_sync_from_env
+
+    if using == "default":
+        providers_sync_from_env()
