@@ -1,7 +1,8 @@
 """The one ASGI application every port serves.
 
-HTTP is dispatched by path before Django sees it: `/v1/…` goes to the lean gateway app and
-`/health` to a middleware-free probe (see docs/architecture.md for why); everything else is Django.
+HTTP is dispatched by path before Django sees it: `/v1/…` goes to the lean gateway app,
+`/health` to a middleware-free probe and `/metrics` to the Prometheus exposition (see
+docs/architecture.md for why); everything else is Django.
 WebSockets go through Channels.
 """
 
@@ -17,6 +18,7 @@ django_http = get_asgi_application()
 
 from apps.core.health import health_app  # noqa: E402
 from apps.gateway.app import gateway_app  # noqa: E402
+from apps.gateway.metrics import metrics_app  # noqa: E402
 from apps.realtime.routing import websocket_urlpatterns  # noqa: E402
 
 websocket_app = AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
@@ -30,6 +32,8 @@ async def application(scope, receive, send):
             return await gateway_app(scope, receive, send)
         if path == "/health":
             return await health_app(scope, receive, send)
+        if path == "/metrics":
+            return await metrics_app(scope, receive, send)
         return await django_http(scope, receive, send)
     if kind == "websocket":
         return await websocket_app(scope, receive, send)

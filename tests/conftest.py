@@ -130,16 +130,25 @@ def server_factory(transactional_db):
 def catalogue(django_db_blocker):
     """The seeded model catalogue. Transactional tests truncate tables, data migrations included,
     so tests that need the seed ask for it and get it re-applied when it is gone."""
-    import importlib
 
-    from django.apps import apps as django_apps
 
     from apps.providers.models import ModelEntry
 
     with django_db_blocker.unblock():
         if not ModelEntry.objects.filter(provider__isnull=True).exists():
-            importlib.import_module("apps.providers.migrations.0002_seed_catalogue").seed(django_apps, None)
+            reseed_catalogue()
     return ModelEntry.objects
+
+
+def reseed_catalogue():
+    """Re-run the catalogue's data migrations (after a transactional test truncated the table)."""
+    import importlib
+
+    from django.apps import apps as django_apps
+
+    for name in ("0002_seed_catalogue", "0005_json_mode_for_anthropic_and_ollama"):
+        module = importlib.import_module(f"apps.providers.migrations.{name}")
+        (module.seed if hasattr(module, "seed") else module.enable)(django_apps, None)
 
 
 def committed(fn, *args, **kwargs):

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 
 import orjson
 from asgiref.sync import sync_to_async
@@ -23,8 +24,11 @@ from apps.core import redis as cb_redis
 from apps.providers.adapters import registry
 from apps.providers.adapters.base import ChunkFactory, Target, UpstreamError
 
-from . import schema
+from . import metrics, schema, tokens
+from .costs import cost_of
+from .dispatch import Route, candidates_for, routing_options
 from .errors import GatewayError, NotFound
+from .health import HealthStore, health_store_for_settings
 from .http import SSE_DONE, ClientGone, Responder, header, read_body, sse_event
 from .resolve import Candidate, reachable_models, resolve
 from .snapshot import VIRTUAL_MODELS, KeyInfo, Snapshot, build_snapshot
@@ -34,8 +38,25 @@ logger = logging.getLogger("apps.gateway")
 
 # Fields of our own (and OpenRouter's) that must not reach an upstream.
 GATEWAY_FIELDS = ("circuit_breaker", "models", "route", "provider", "transforms")
-MAX_ATTEMPTS = 4
 CONFIG_POLL_SECONDS = 0.5
+ENDPOINTS = {"/v1/chat/completions": "chat.completions", "/v1/embeddings": "embeddings",
+             "/v1/completions": "completions"}
+
+
+def _mask(secret: str) -> str:
+    return f"{secret[:3]}…{secret[-4:]}" if len(secret) > 10 else "…"
+
+
+@dataclass(slots=True)
+class Call:
+    """One request as the handlers see it."""
+
+    scope: dict
+    receive: object
+    respond: Responder
+    snapshot: Snapshot
+    path: str
+    route: Route | None
 
 
 def _upstream_failure(error: UpstreamError) -> GatewayError:
@@ -44,10 +65,6 @@ def _upstream_failure(error: UpstreamError) -> GatewayError:
         headers["retry-after"] = str(int(error.retry_after + 0.999))
     return GatewayError(error.message, status=error.status, type=error.type, code=error.code, param=error.param,
                         headers=headers)
-
-
-def _mask(secret: str) -> str:
-    return f"{secret[:3]}…{secret[-4:]}" if len(secret) > 10 else "…"
 
 
 class GatewayApp:
@@ -59,6 +76,7 @@ class GatewayApp:
         self._ready_lock: asyncio.Lock | None = None
         self.inflight = 0
         self._models_cache: dict = {}
+        self.health: HealthStore | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     async def startup(self) -> None:
@@ -67,6 +85,9 @@ class GatewayApp:
         self.upstream = Upstream(pool_size=settings.CONNECTION_POOL_SIZE, timeout=settings.REQUEST_TIMEOUT_SECONDS)
         if cb_redis.configured():
             self._redis = cb_redis.async_client()
+        self.health = health_store_for_settings(self._redis)
+        await asyncio.to_thread(tokens.warm_up)  # load the BPE tables now, not on the first request
+        metrics.set_circuit_source(self.circuit_rows)
         await self.reload()
         self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
@@ -75,6 +96,8 @@ class GatewayApp:
             self._watcher.cancel()
         if self.upstream:
             await self.upstream.close()
+        if self.health is not None:
+            await self.health.close()
         if self._redis is not None:
             await self._redis.aclose()
         self.snapshot = None
@@ -103,6 +126,22 @@ class GatewayApp:
         self.snapshot = await sync_to_async(build_snapshot, thread_sensitive=False)(version)
         self._models_cache = {}
 
+    async def circuit_rows(self) -> list[tuple[str, str, str, str]]:
+        """Circuit state of every deployment that has health data, for /metrics (read from the shared store)."""
+        snapshot = self.snapshot
+        if snapshot is None or self.health is None:
+            return []
+        ids: dict[str, tuple[str, str]] = {}
+        for provider in snapshot.providers:
+            models = [m for m in snapshot.models if (m.provider_id == provider.id if m.provider_id is not None
+                                                      else m.provider_type == provider.type)]
+            for credential_id, _ in provider.keys or [(None, None)]:
+                for model in models:
+                    ids[f"{provider.id}:{credential_id or 0}:{model.model_id}"] = (provider.slug, model.model_id)
+        stats = await self.health.stats(list(ids))
+        return [(dep, *ids[dep], s.circuit) for dep, s in stats.items()
+                if s.requests or s.circuit != "closed" or s.latency_ms is not None]
+
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(CONFIG_POLL_SECONDS)
@@ -119,31 +158,56 @@ class GatewayApp:
         respond = Responder(send, cors=settings.CORS_ENABLED)
         request_id = "req_" + uuid.uuid4().hex
         respond.add_header("x-cb-request-id", request_id)
+        route: Route | None = None
+        error_code = None
         try:
             method, path = scope["method"], scope["path"].rstrip("/")
             if method == "OPTIONS":
                 return await self._preflight(send)
             snapshot = await self._ensure_ready()
             handler = self._route(method, path)
+            if path in ENDPOINTS:
+                route = Route(self.health, request_id, ENDPOINTS[path])
             if self.inflight >= settings.MAX_CONCURRENT_REQUESTS:
                 raise GatewayError("The server is at its concurrent request limit; retry shortly.", status=503,
                                    type="server_error", code="overloaded", headers={"retry-after": "1"})
             self.inflight += 1
+            metrics.inflight(1)
             try:
-                await handler(scope, receive, respond, snapshot, path)
+                await handler(Call(scope, receive, respond, snapshot, path, route))
             finally:
                 self.inflight -= 1
+                metrics.inflight(-1)
         except ClientGone:
+            error_code = "client_disconnected"
             return None
-        except GatewayError as error:
+        except (GatewayError, UpstreamError) as failure:
+            error = failure if isinstance(failure, GatewayError) else _upstream_failure(failure)
+            error_code = error.code or error.type
+            if route is not None:
+                for name, value in route.headers().items():
+                    respond.add_header(name, value)
             if not respond.started:
                 await respond.error(error)
         except Exception:
+            error_code = "internal_error"
             logger.exception("gateway error on %s %s (request %s)", scope.get("method"), scope.get("path"),
                              request_id)
             if not respond.started:
                 await respond.error(GatewayError("The server had an error while processing your request.",
                                                  status=500, type="server_error", code="internal_error"))
+        finally:
+            if route is not None:
+                self._account(route, respond.status or 499, error_code)
+
+    def _account(self, route: Route, status: int, error_code: str | None) -> None:
+        chosen = route.chosen
+        metrics.record_request(
+            endpoint=route.endpoint, model=chosen.model.model_id if chosen else None,
+            provider=chosen.provider.slug if chosen else None, status=status,
+            duration_s=time.perf_counter() - route.started, ttft_s=route.ttft_s, usage=route.usage,
+            cost=cost_of(chosen.model, route.usage) if chosen and route.usage else None, error_type=error_code)
+        route.log(status=status, error=error_code)
 
     def _route(self, method: str, path: str):
         routes = {("POST", "/v1/chat/completions"): self.chat_completions,
@@ -217,82 +281,86 @@ class GatewayApp:
         return validator(body)
 
     @staticmethod
-    def _target(candidate: Candidate) -> Target:
-        provider = candidate.provider
-        _, secret = provider.next_key()
-        return Target(provider.slug, provider.type, provider.base_url, secret, candidate.model.upstream_name,
-                      provider.options)
-
-    @staticmethod
-    def _routed(respond: Responder, candidate: Candidate) -> None:
-        respond.add_header("x-cb-provider", candidate.provider.slug)
-        respond.add_header("x-cb-model", candidate.model.model_id)
-
-    @staticmethod
     def _upstream_body(body: dict, target: Target) -> dict:
         out = {k: v for k, v in body.items() if k not in GATEWAY_FIELDS}
         out["model"] = target.model
         return out
 
+    @staticmethod
+    def _served(respond: Responder, route: Route) -> None:
+        candidate = route.chosen
+        respond.add_header("x-cb-provider", candidate.provider.slug)
+        respond.add_header("x-cb-model", candidate.model.model_id)
+        for name, value in route.headers().items():
+            respond.add_header(name, value)
+
     # ---- chat ----------------------------------------------------------------------------------------
-    async def chat_completions(self, scope, receive, respond: Responder, snapshot: Snapshot, path: str) -> None:
-        tenant_id = self._authenticate(scope, snapshot)
+    async def chat_completions(self, call: Call) -> None:
+        scope, receive, respond, snapshot, route = call.scope, call.receive, call.respond, call.snapshot, call.route
+        tenant_id = route.tenant_id = self._authenticate(scope, snapshot)
         body = await self._json_body(scope, receive, schema.validate_chat)
         stream = body.get("stream") is True
         if stream and not settings.OPENAI_ENABLE_STREAMING:
             raise GatewayError("Streaming is disabled on this server.", param="stream", code="streaming_disabled")
-        candidates = resolve(snapshot, tenant_id, body["model"], mode="chat")[:MAX_ATTEMPTS]
+        body, options = routing_options(snapshot, tenant_id, body)
+        candidates, tiers = candidates_for(snapshot, tenant_id, options, mode="chat")
+        ordered = await route.plan(body, options, candidates, tiers, snapshot)
         if stream:
-            return await self._chat_stream(scope, receive, respond, body, candidates)
-        failure: UpstreamError | None = None
-        for candidate in candidates:
-            target = self._target(candidate)
-            adapter = registry.get(candidate.provider.type)
-            try:
-                result = await self.upstream.chat(adapter, target, self._upstream_body(body, target))
-            except UpstreamError as error:
-                failure = failure or error  # the primary's failure is the one to report
-                if error.retryable:
-                    continue
-                break
-            self._routed(respond, candidate)
-            return await respond.json(200, orjson.dumps(result))
-        raise _upstream_failure(failure)
+            return await self._chat_stream(call, body, ordered)
 
-    async def _chat_stream(self, scope, receive, respond: Responder, body: dict, candidates: list[Candidate]):
+        async def attempt(candidate: Candidate, target: Target, timeout: float) -> dict:
+            adapter = registry.get(candidate.provider.type)
+            return await self.upstream.chat(adapter, target, self._upstream_body(body, target), timeout=timeout)
+
+        result = await route.attempt(ordered, attempt)
+        route.usage = result.get("usage")
+        result["provider"] = route.chosen.provider.name or route.chosen.provider.slug  # as OpenRouter answers
+        self._served(respond, route)
+        return await respond.json(200, orjson.dumps(result))
+
+    async def _chat_stream(self, call: Call, body: dict, ordered: list[Candidate]) -> None:
+        receive, respond, route = call.receive, call.respond, call.route
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        failure: UpstreamError | None = None
-        # Fail over only before the first byte reaches the client: pull the first chunk, then commit.
-        for candidate in candidates:
-            target = self._target(candidate)
+
+        # Fail over only before the first byte reaches the client: the attempt includes the first chunk.
+        async def attempt(candidate: Candidate, target: Target, timeout: float):
             adapter = registry.get(candidate.provider.type)
             chunks = self.upstream.chat_stream(adapter, target, self._upstream_body(body, target),
-                                               ChunkFactory(target.model))
+                                               ChunkFactory(target.model), timeout=timeout)
             try:
                 first = await anext(chunks)
             except StopAsyncIteration:
                 first = None
-            except UpstreamError as error:
+            except BaseException:
                 await chunks.aclose()
-                failure = failure or error  # the primary's failure is the one to report
-                if error.retryable:
-                    continue
-                break
-            self._routed(respond, candidate)
-            await respond.start_sse()
-            pump = asyncio.ensure_future(self._pump(respond, first, chunks, include_usage))
-            gone = asyncio.ensure_future(self._wait_disconnect(receive))
-            done, _ = await asyncio.wait({pump, gone}, return_when=asyncio.FIRST_COMPLETED)
-            if pump in done:
-                gone.cancel()
-                pump.result()
-            else:  # the client left: stop reading upstream, which closes that connection
-                pump.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):  # nobody is left to tell
-                    await pump
-                await chunks.aclose()
+                raise
+            return chunks, first
+
+        chunks, first = await route.attempt(ordered, attempt, record_success=False)
+        route.ttft_s = route.attempts[-1].ms / 1000
+        deployment, opened = route.deployment, time.perf_counter() - route.attempts[-1].ms / 1000
+        label = route.chosen.provider.name or route.chosen.provider.slug
+        self._served(respond, route)
+        await respond.start_sse()
+        pump = asyncio.ensure_future(self._pump(respond, first, chunks, include_usage, route=route, label=label))
+        gone = asyncio.ensure_future(self._wait_disconnect(receive))
+        done, _ = await asyncio.wait({pump, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if pump in done:
+            gone.cancel()
+            failure = pump.result()
+            latency_ms = (time.perf_counter() - opened) * 1000
+            if failure is None:
+                await self.health.record_success(deployment, latency_ms=latency_ms, ttft_ms=route.ttft_s * 1000)
+            else:
+                await self.health.record_failure(deployment, latency_ms=latency_ms)
             return
-        raise _upstream_failure(failure)
+        # The client left: stop reading upstream, which closes that connection.
+        pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):  # nobody is left to tell
+            await pump
+        await chunks.aclose()
+        await self.health.release(deployment)
+        raise ClientGone
 
     @staticmethod
     async def _wait_disconnect(receive) -> None:
@@ -300,11 +368,17 @@ class GatewayApp:
             pass
 
     @staticmethod
-    async def _pump(respond: Responder, first, chunks, include_usage: bool) -> None:
+    async def _pump(respond: Responder, first, chunks, include_usage: bool, *, route: Route,
+                    label: str | None = None) -> UpstreamError | None:
+        """Relay chunks; returns the upstream error that ended the stream early, if any."""
+        failure = None
         try:
             chunk = first
             while chunk is not None:
-                if "usage" in chunk and not chunk.get("choices"):
+                if label is not None:
+                    chunk["provider"] = label
+                if "usage" in chunk and chunk["usage"] and not chunk.get("choices"):
+                    route.usage = chunk["usage"]
                     if include_usage:
                         await respond.sse(sse_event(chunk))
                 else:
@@ -313,69 +387,70 @@ class GatewayApp:
                     await respond.sse(sse_event(chunk))
                 chunk = await anext(chunks, None)
         except UpstreamError as error:
+            failure = error
             await respond.sse(sse_event(error.as_openai()))
         await respond.sse(SSE_DONE, last=True)
+        return failure
 
     # ---- embeddings and legacy completions ---------------------------------------------------------------
-    async def embeddings(self, scope, receive, respond: Responder, snapshot: Snapshot, path: str) -> None:
-        tenant_id = self._authenticate(scope, snapshot)
-        body = await self._json_body(scope, receive, schema.validate_embeddings)
-        candidates = [c for c in resolve(snapshot, tenant_id, body["model"], mode="embedding")
-                      if registry.get(c.provider.type).supports_embeddings][:MAX_ATTEMPTS]
+    def _plain_candidates(self, snapshot: Snapshot, tenant_id, body: dict, *, mode: str, capability: str):
+        candidates = [c for c in resolve(snapshot, tenant_id, body["model"], mode=mode)
+                      if getattr(registry.get(c.provider.type), capability)]
         if not candidates:
-            raise GatewayError(f"The model `{body['model']}` cannot serve embeddings here.", param="model",
+            kind = "embeddings" if mode == "embedding" else "the legacy completions endpoint"
+            raise GatewayError(f"The model `{body['model']}` does not support {kind} here.", param="model",
                                code="model_not_supported")
-        failure = None
-        for candidate in candidates:
-            target = self._target(candidate)
-            try:
-                result = await self.upstream.embeddings(registry.get(candidate.provider.type), target,
-                                                        self._upstream_body(body, target))
-            except UpstreamError as error:
-                failure = failure or error  # the primary's failure is the one to report
-                if error.retryable:
-                    continue
-                break
-            self._routed(respond, candidate)
-            return await respond.json(200, orjson.dumps(result))
-        raise _upstream_failure(failure)
+        return candidates
 
-    async def completions(self, scope, receive, respond: Responder, snapshot: Snapshot, path: str) -> None:
+    async def embeddings(self, call: Call) -> None:
+        scope, receive, respond, snapshot, route = call.scope, call.receive, call.respond, call.snapshot, call.route
+        tenant_id = route.tenant_id = self._authenticate(scope, snapshot)
+        body = await self._json_body(scope, receive, schema.validate_embeddings)
+        candidates = self._plain_candidates(snapshot, tenant_id, body, mode="embedding",
+                                            capability="supports_embeddings")
+
+        async def attempt(candidate: Candidate, target: Target, timeout: float) -> dict:
+            return await self.upstream.embeddings(registry.get(candidate.provider.type), target,
+                                                  self._upstream_body(body, target), timeout=timeout)
+
+        result = await route.attempt(candidates, attempt)
+        route.usage = result.get("usage")
+        self._served(respond, route)
+        return await respond.json(200, orjson.dumps(result))
+
+    async def completions(self, call: Call) -> None:
+        scope, receive, respond, snapshot, route = call.scope, call.receive, call.respond, call.snapshot, call.route
         from apps.providers.adapters.openai import OpenAIStream
 
-        tenant_id = self._authenticate(scope, snapshot)
+        tenant_id = route.tenant_id = self._authenticate(scope, snapshot)
         body = await self._json_body(scope, receive, schema.validate_completions)
         stream = body.get("stream") is True
         if stream and not settings.OPENAI_ENABLE_STREAMING:
             raise GatewayError("Streaming is disabled on this server.", param="stream", code="streaming_disabled")
-        candidates = [c for c in resolve(snapshot, tenant_id, body["model"], mode="completion")
-                      if registry.get(c.provider.type).supports_completions][:MAX_ATTEMPTS]
-        if not candidates:
-            raise GatewayError(f"The model `{body['model']}` does not support the legacy completions endpoint.",
-                               param="model", code="model_not_supported")
-        failure = None
-        for candidate in candidates:
-            target = self._target(candidate)
+        candidates = self._plain_candidates(snapshot, tenant_id, body, mode="completion",
+                                            capability="supports_completions")
+
+        async def attempt(candidate: Candidate, target: Target, timeout: float):
             adapter = registry.get(candidate.provider.type)
             request = adapter.completions_request(self._upstream_body(body, target), target, stream=stream)
+            if not stream:
+                return await self.upstream.fetch(adapter, request, timeout=timeout)
+            chunks = self.upstream.stream_request(adapter, request, OpenAIStream(), timeout=timeout)
             try:
-                if not stream:
-                    payload = await self.upstream.fetch(adapter, request)
-                    self._routed(respond, candidate)
-                    return await respond.json(200, payload)
-                chunks = self.upstream.stream_request(adapter, request, OpenAIStream())
-                first = await anext(chunks, None)
-            except UpstreamError as error:
-                failure = failure or error  # the primary's failure is the one to report
-                if error.retryable:
-                    continue
-                break
-            self._routed(respond, candidate)
-            await respond.start_sse()
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            await self._pump(respond, first, chunks, include_usage)
-            return None
-        raise _upstream_failure(failure)
+                return chunks, await anext(chunks, None)
+            except BaseException:
+                await chunks.aclose()
+                raise
+
+        result = await route.attempt(candidates, attempt)
+        self._served(respond, route)
+        if not stream:
+            return await respond.json(200, result)
+        chunks, first = result
+        await respond.start_sse()
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        await self._pump(respond, first, chunks, include_usage, route=route)
+        return None
 
     # ---- models --------------------------------------------------------------------------------------
     def _models(self, snapshot: Snapshot, tenant_id: int | None) -> dict[str, dict]:
@@ -398,15 +473,24 @@ class GatewayApp:
                 listing[name] = {"id": name, "object": "model", "created": 0, "owned_by": "cbplatform",
                                  "provider": "cbplatform", "virtual": True, "routing_strategy": strategy,
                                  "supports_streaming": True}
+            for (owner, name), virtual in snapshot.virtual_models.items():
+                if owner is None or owner == tenant_id:
+                    if owner is None and (tenant_id, name) in snapshot.virtual_models:
+                        continue  # the tenant's own definition wins
+                    listing[name] = {"id": name, "object": "model", "created": 0, "owned_by": "cbplatform",
+                                     "provider": "cbplatform", "virtual": True, "routing_strategy": virtual.strategy,
+                                     "candidates": list(virtual.candidates), "supports_streaming": True}
         self._models_cache[tenant_id] = listing
         return listing
 
-    async def list_models(self, scope, receive, respond: Responder, snapshot: Snapshot, path: str) -> None:
+    async def list_models(self, call: Call) -> None:
+        scope, respond, snapshot = call.scope, call.respond, call.snapshot
         tenant_id = self._authenticate(scope, snapshot)
         data = list(self._models(snapshot, tenant_id).values())
         await respond.json(200, orjson.dumps({"object": "list", "data": data}))
 
-    async def get_model(self, scope, receive, respond: Responder, snapshot: Snapshot, path: str) -> None:
+    async def get_model(self, call: Call) -> None:
+        scope, respond, snapshot, path = call.scope, call.respond, call.snapshot, call.path
         tenant_id = self._authenticate(scope, snapshot)
         model_id = path[len("/v1/models/"):]
         listing = self._models(snapshot, tenant_id)

@@ -44,11 +44,12 @@ async def read_body(scope, receive, limit: int) -> bytes:
 class Responder:
     """Sends one response; knows whether headers went out (after that, errors go in-band)."""
 
-    __slots__ = ("cors", "extra", "send", "started")
+    __slots__ = ("cors", "extra", "send", "started", "status")
 
     def __init__(self, send, *, cors: bool):
         self.send = send
         self.started = False
+        self.status = 0
         self.cors = cors
         self.extra: list[tuple[bytes, bytes]] = []
 
@@ -62,11 +63,12 @@ class Responder:
         if self.cors:
             headers.append((b"access-control-allow-origin", b"*"))
             headers.append((b"access-control-expose-headers",
-                            b"x-cb-request-id, x-cb-provider, x-cb-model, x-cb-route, retry-after"))
+                            b"x-cb-request-id, x-cb-provider, x-cb-model, x-cb-route, x-cb-overhead-ms, retry-after"))
         return headers
 
     async def json(self, status: int, payload: bytes) -> None:
         self.started = True
+        self.status = status
         await self.send({"type": "http.response.start", "status": status, "headers": self._headers(JSON, len(payload))})
         await self.send({"type": "http.response.body", "body": payload})
 
@@ -77,6 +79,7 @@ class Responder:
 
     async def start_sse(self) -> None:
         self.started = True
+        self.status = 200
         headers = self._headers(b"text/event-stream; charset=utf-8", None)
         headers += [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
         await self.send({"type": "http.response.start", "status": 200, "headers": headers})

@@ -62,6 +62,7 @@ class ProviderInfo:
     options: dict
     collects_data: bool
     keys: list[tuple[int | None, str]]  # (credential id, secret); secrets live only in memory
+    name: str = ""
     _rotation: itertools.count = field(default_factory=itertools.count, repr=False)
 
     @property
@@ -73,6 +74,13 @@ class ProviderInfo:
         if not self.keys:
             return None, None
         return self.keys[next(self._rotation) % len(self.keys)]
+
+    def key_order(self) -> list[tuple[int | None, str | None]]:
+        """Every key once, starting where round-robin is (retries move on to the next key)."""
+        if not self.keys:
+            return [(None, None)]
+        start = next(self._rotation) % len(self.keys)
+        return self.keys[start:] + self.keys[:start]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +102,14 @@ class ModelInfo:
     created: int
 
 
+@dataclass(frozen=True, slots=True)
+class VirtualModelInfo:
+    name: str
+    strategy: str
+    candidates: tuple[str, ...]  # model names; empty = every reachable chat model
+    constraints: dict  # circuit_breaker options applied to every request
+
+
 @dataclass(slots=True)
 class Snapshot:
     version: object
@@ -101,6 +117,8 @@ class Snapshot:
     keys: dict[str, KeyInfo]  # by SHA-256 of the secret
     providers: list[ProviderInfo]
     models: list[ModelInfo]
+    virtual_models: dict[tuple[int | None, str], VirtualModelInfo] = field(default_factory=dict)
+    routes: dict[int | None, dict[str, dict]] = field(default_factory=dict)  # model_specific tables
     _by_name: dict[str, list[ModelInfo]] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -110,6 +128,13 @@ class Snapshot:
 
     def models_named(self, name: str) -> list[ModelInfo]:
         return self._by_name.get(name, [])
+
+    def virtual_model(self, tenant_id: int | None, name: str) -> VirtualModelInfo | None:
+        """The tenant's own definition first, then a global one."""
+        return self.virtual_models.get((tenant_id, name)) or self.virtual_models.get((None, name))
+
+    def routes_for(self, tenant_id: int | None) -> dict[str, dict]:
+        return {**self.routes.get(None, {}), **(self.routes.get(tenant_id, {}) if tenant_id is not None else {})}
 
     def providers_for(self, tenant_id: int | None) -> list[ProviderInfo]:
         """Usable providers a tenant may route to: its own first (bring your own key), then global; by priority."""
@@ -124,7 +149,7 @@ def build_snapshot(version) -> Snapshot:
     from django.db import close_old_connections
 
     from apps.core.crypto import DecryptionError
-    from apps.providers.models import ModelEntry, Provider, ProviderCredential, Source
+    from apps.providers.models import ModelEntry, ModelRoute, Provider, ProviderCredential, Source, VirtualModel
     from apps.tenants.models import ApiKey, Tenant
 
     close_old_connections()
@@ -155,7 +180,7 @@ def build_snapshot(version) -> Snapshot:
                     continue
             providers.append(ProviderInfo(p.id, p.slug, p.tenant_id, p.type, p.effective_base_url.rstrip("/"),
                                           p.priority, dict(p.options or {}), p.collects_data,
-                                          credentials.get(p.id, [])))
+                                          credentials.get(p.id, []), p.name))
         models = [
             ModelInfo(m.model_id, m.provider_type, m.provider_id, m.effective_upstream_name, tuple(m.aliases or ()),
                       m.mode, m.context_window, m.max_output_tokens, m.input_price, m.output_price,
@@ -163,6 +188,12 @@ def build_snapshot(version) -> Snapshot:
                       int(m.created_at.timestamp()))
             for m in ModelEntry.objects.filter(enabled=True)
         ]
+        virtual_models = {(v.tenant_id, v.name): VirtualModelInfo(v.name, v.strategy, tuple(v.candidates or ()),
+                                                                  dict(v.constraints or {}))
+                          for v in VirtualModel.objects.filter(enabled=True)}
+        routes: dict[int | None, dict[str, dict]] = {}
+        for route in ModelRoute.objects.filter(enabled=True):
+            routes.setdefault(route.tenant_id, {})[route.model] = route.as_route()
     finally:
         close_old_connections()
-    return Snapshot(version, tenants, keys, providers, models)
+    return Snapshot(version, tenants, keys, providers, models, virtual_models, routes)

@@ -3,7 +3,7 @@ from django.contrib import admin, messages
 
 from apps.core.crypto import DecryptionError
 
-from .models import ModelEntry, Provider, ProviderCredential, Source
+from .models import ModelEntry, ModelRoute, Provider, ProviderCredential, Source, VirtualModel
 from .services import credential_reencrypt
 
 PER_MILLION = 1_000_000
@@ -138,3 +138,36 @@ class ModelEntryAdmin(admin.ModelAdmin):
     @admin.display(description="capabilities")
     def capability_list(self, obj):
         return ", ".join(obj.capabilities)
+
+
+@admin.register(VirtualModel)
+class VirtualModelAdmin(admin.ModelAdmin):
+    list_display = ["name", "owner", "strategy", "candidate_list", "enabled", "updated_at"]
+    list_filter = ["strategy", "enabled", ("tenant", admin.EmptyFieldListFilter), "tenant"]
+    search_fields = ["name", "description", "tenant__slug"]
+    autocomplete_fields = ["tenant"]
+
+    @admin.display(description="owner")
+    def owner(self, obj):
+        return obj.tenant.slug if obj.tenant_id else "global"
+
+    @admin.display(description="candidates")
+    def candidate_list(self, obj):
+        return ", ".join(obj.candidates) or "every reachable chat model"
+
+
+@admin.register(ModelRoute)
+class ModelRouteAdmin(admin.ModelAdmin):
+    list_display = ["model", "owner", "primary", "fallback_list", "cost_limit_per_1k", "performance_target_ms",
+                    "enabled"]
+    list_filter = ["enabled", ("tenant", admin.EmptyFieldListFilter), "tenant"]
+    search_fields = ["model", "primary", "tenant__slug"]
+    autocomplete_fields = ["tenant"]
+
+    @admin.display(description="owner")
+    def owner(self, obj):
+        return obj.tenant.slug if obj.tenant_id else "global"
+
+    @admin.display(description="fallbacks")
+    def fallback_list(self, obj):
+        return ", ".join(obj.fallbacks) or "—"

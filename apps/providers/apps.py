@@ -10,9 +10,9 @@ class ProvidersConfig(AppConfig):
 
         from apps.core.config_version import track
 
-        from .models import ModelEntry, Provider, ProviderCredential
+        from .models import ModelEntry, ModelRoute, Provider, ProviderCredential, VirtualModel
 
-        track(Provider, ProviderCredential, ModelEntry)
+        track(Provider, ProviderCredential, ModelEntry, VirtualModel, ModelRoute)
         post_migrate.connect(_mirror_environment, sender=self, dispatch_uid="providers-env-sync")
 
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 from apps.core import crypto
 from apps.core.http import validate_upstream_url
 from apps.core.models import TimeStampedModel
+from cbplatform.env import ROUTING_STRATEGIES
 
 
 class ProviderType(models.TextChoices):
@@ -194,3 +195,80 @@ class ModelEntry(TimeStampedModel):
                 raise ValidationError({field: "Must be a list of non-empty strings."})
         if self.provider_id and self.provider.type != self.provider_type:
             raise ValidationError({"provider": "The provider's type differs from provider_type."})
+
+
+class VirtualModel(TimeStampedModel):
+    """A tenant's own routed model name: candidates + strategy + constraints (like `auto`, but theirs)."""
+
+    tenant = models.ForeignKey("tenants.Tenant", null=True, blank=True, on_delete=models.CASCADE,
+                               related_name="virtual_models", help_text="Empty: available to every tenant.")
+    name = models.CharField(max_length=120, help_text="The model name clients send, e.g. team-chat or cb:support.")
+    description = models.CharField(max_length=300, blank=True)
+    strategy = models.CharField(max_length=32, choices=[(s, s) for s in ROUTING_STRATEGIES], default="balanced")
+    candidates = models.JSONField(default=list, blank=True,
+                                  help_text='Model names to route among, e.g. ["gpt-4o-mini", "claude-3-haiku"]; '
+                                            "empty: every chat model the tenant can reach.")
+    constraints = models.JSONField(default=dict, blank=True,
+                                   help_text='circuit_breaker options applied to every request, e.g. '
+                                             '{"max_cost_per_1k_tokens": 0.002, "task_type": "coding"}.')
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="virtualmodel_tenant_name_unique"),
+            models.UniqueConstraint(fields=["name"], condition=Q(tenant__isnull=True),
+                                    name="virtualmodel_global_name_unique"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        if "/" in self.name or not self.name.strip():
+            raise ValidationError({"name": "Names may not be empty or contain '/' (reserved for provider/model)."})
+        if not isinstance(self.candidates, list) or not all(isinstance(c, str) and c for c in self.candidates):
+            raise ValidationError({"candidates": "Must be a list of model names."})
+        if not isinstance(self.constraints, dict):
+            raise ValidationError({"constraints": "Must be a JSON object of circuit_breaker options."})
+        from apps.gateway.route_validation import validate_constraints
+
+        validate_constraints(self.constraints, strategy=self.strategy)
+
+
+class ModelRoute(TimeStampedModel):
+    """The `model_specific` route table: for a requested model, which provider first and which as fallback."""
+
+    tenant = models.ForeignKey("tenants.Tenant", null=True, blank=True, on_delete=models.CASCADE,
+                               related_name="model_routes", help_text="Empty: applies to every tenant.")
+    model = models.CharField(max_length=200, help_text="The requested model name, e.g. gpt-4.")
+    primary = models.CharField(max_length=64, help_text="Provider type (openai, azure…) or provider slug.")
+    fallbacks = models.JSONField(default=list, blank=True, help_text='Provider types or slugs, e.g. ["azure"].')
+    cost_limit_per_1k = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True,
+                                            help_text="USD per 1k tokens; dearer candidates are excluded.")
+    performance_target_ms = models.PositiveIntegerField(null=True, blank=True,
+                                                        help_text="Candidates measured slower are excluded.")
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["model"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "model"], name="modelroute_tenant_model_unique"),
+            models.UniqueConstraint(fields=["model"], condition=Q(tenant__isnull=True),
+                                    name="modelroute_global_model_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.model} → {self.primary}"
+
+    def clean(self):
+        if not isinstance(self.fallbacks, list) or not all(isinstance(f, str) and f for f in self.fallbacks):
+            raise ValidationError({"fallbacks": "Must be a list of provider types or slugs."})
+
+    def as_route(self) -> dict:
+        route = {"primary": self.primary, "fallback": list(self.fallbacks)}
+        if self.cost_limit_per_1k is not None:
+            route["cost_limit"] = float(self.cost_limit_per_1k)
+        if self.performance_target_ms is not None:
+            route["performance_target"] = self.performance_target_ms
+        return route

@@ -23,3 +23,15 @@ def model_list(*, tenant=None) -> QuerySet[ModelEntry]:
     if tenant is None:
         return entries.filter(provider__tenant__isnull=True)
     return entries.filter(Q(provider__isnull=True) | Q(provider__tenant__isnull=True) | Q(provider__tenant=tenant))
+
+
+def virtual_model_list(*, tenant):
+    from .models import VirtualModel
+
+    return VirtualModel.objects.filter(Q(tenant__isnull=True) | Q(tenant=tenant))
+
+
+def model_route_list(*, tenant):
+    from .models import ModelRoute
+
+    return ModelRoute.objects.filter(Q(tenant__isnull=True) | Q(tenant=tenant))

@@ -93,3 +93,19 @@ def model_entry_save(*, entry: ModelEntry) -> ModelEntry:
     entry.full_clean()
     entry.save()
     return entry
+
+
+def tenant_config_save(*, tenant, instance):
+    """Create or update a tenant-owned VirtualModel or ModelRoute; global ones are staff's (admin)."""
+    if instance.pk is not None and instance.tenant_id != tenant.id:
+        raise PermissionDenied("Global routing configuration is managed by staff.")
+    instance.tenant = tenant
+    instance.full_clean()
+    instance.save()
+    return instance
+
+
+def tenant_config_delete(*, tenant, instance) -> None:
+    if instance.tenant_id != tenant.id:
+        raise PermissionDenied("Global routing configuration is managed by staff.")
+    instance.delete()

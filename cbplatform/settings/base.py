@@ -47,6 +47,23 @@ CONNECTION_POOL_SIZE = env.int("CONNECTION_POOL_SIZE", default=100, minimum=1)
 RATE_LIMIT_PER_MINUTE = env.int("RATE_LIMIT_PER_MINUTE", default=0, minimum=0)  # 0 = unlimited
 BURST_ALLOWANCE = env.int("BURST_ALLOWANCE", default=0, minimum=0)
 MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=20 * 1024 * 1024, minimum=1024)
+# Circuit breaker per deployment (provider × key × model), shared by all processes through Redis.
+CIRCUIT_FAILURE_THRESHOLD = env.int("CIRCUIT_FAILURE_THRESHOLD", default=5, minimum=1)
+CIRCUIT_ERROR_RATE_THRESHOLD = env.float("CIRCUIT_ERROR_RATE_THRESHOLD", default=0.5, minimum=0.01)
+CIRCUIT_MIN_REQUESTS = env.int("CIRCUIT_MIN_REQUESTS", default=10, minimum=1)
+CIRCUIT_WINDOW_SECONDS = env.int("CIRCUIT_WINDOW_SECONDS", default=60, minimum=1)
+CIRCUIT_COOLDOWN_SECONDS = env.float("CIRCUIT_COOLDOWN_SECONDS", default=30.0, minimum=0.0)
+CIRCUIT_HALF_OPEN_PROBES = env.int("CIRCUIT_HALF_OPEN_PROBES", default=1, minimum=1)
+CIRCUIT_EWMA_ALPHA = env.float("CIRCUIT_EWMA_ALPHA", default=0.2, minimum=0.01)
+CIRCUIT_PROBE_TIMEOUT_SECONDS = env.float("CIRCUIT_PROBE_TIMEOUT_SECONDS", default=120.0, minimum=1.0)
+# Retries: exponential backoff with full jitter between attempts, within the request's deadline.
+RETRY_BACKOFF_BASE_SECONDS = env.float("RETRY_BACKOFF_BASE_SECONDS", default=0.05, minimum=0.0)
+RETRY_BACKOFF_MAX_SECONDS = env.float("RETRY_BACKOFF_MAX_SECONDS", default=2.0, minimum=0.0)
+MAX_UPSTREAM_ATTEMPTS = env.int("MAX_UPSTREAM_ATTEMPTS", default=6, minimum=1, maximum=50)
+# Balanced strategy weights (normalised cost, latency, error rate).
+ROUTING_WEIGHT_COST = env.float("ROUTING_WEIGHT_COST", default=0.4, minimum=0.0)
+ROUTING_WEIGHT_LATENCY = env.float("ROUTING_WEIGHT_LATENCY", default=0.4, minimum=0.0)
+ROUTING_WEIGHT_ERRORS = env.float("ROUTING_WEIGHT_ERRORS", default=0.2, minimum=0.0)
 # Tenant-supplied upstream base URLs may point at private/loopback addresses only when this is on.
 ALLOW_PRIVATE_UPSTREAMS = env.bool("ALLOW_PRIVATE_UPSTREAMS", default=True)
 

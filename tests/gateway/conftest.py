@@ -14,7 +14,7 @@ import openai
 import pytest
 from django.utils import timezone
 
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, reseed_catalogue
 from tests.fakes.openai import FakeOpenAI
 
 
@@ -28,6 +28,7 @@ class Protocol:
     base_suffix: str = ""  # appended to the fake's URL to form the provider's base URL
     embeddings_model: str | None = None
     json_mode: bool = True
+    vision_model: str | None = None  # when `model` cannot see images
 
     def fake_class(self):
         module, cls = self.fake_path.split(":")
@@ -38,7 +39,7 @@ class Protocol:
 
 
 PROTOCOLS = [
-    Protocol("openai", "openai:FakeOpenAI", "gpt-4o", "openai", base_suffix="/v1",
+    Protocol("openai", "openai:FakeOpenAI", "openai/gpt-4o", "openai", base_suffix="/v1",
              embeddings_model="text-embedding-3-small"),
     Protocol("azure", "azure:FakeAzure", "azure/gpt-4o-mini", "azure",
              options={"api_version": "2024-10-21",
@@ -47,7 +48,7 @@ PROTOCOLS = [
     Protocol("anthropic", "anthropic:FakeAnthropic", "claude-3-haiku", "anthropic"),
     Protocol("gemini", "gemini:FakeGemini", "gemini-1.5-flash", "gemini", embeddings_model="text-embedding-004"),
     Protocol("ollama", "ollama:FakeOllama", "llama3.2", "ollama", json_mode=True,
-             embeddings_model="nomic-embed-text"),
+             embeddings_model="nomic-embed-text", vision_model="llama3.2-vision"),
 ]
 AVAILABLE = [p for p in PROTOCOLS if p.fake_class() is not None]
 
@@ -74,8 +75,7 @@ def _configure(fakes):
     from tests import factories
 
     if not ModelEntry.objects.filter(provider__isnull=True).exists():
-        importlib.import_module("apps.providers.migrations.0002_seed_catalogue").seed(
-            importlib.import_module("django.apps").apps, None)
+        reseed_catalogue()
     a = factories.tenant("gw-tenant-a")
     b = factories.tenant("gw-tenant-b")
     keys = {
@@ -105,7 +105,10 @@ def _teardown():
 
 @pytest.fixture(scope="module")
 def fakes():
-    started = {p.name: p.fake_class()().start() for p in AVAILABLE}
+    started = {}
+    for protocol in AVAILABLE:
+        options = {"models": ("llama3.2", "llama3.2-vision", "nomic-embed-text")} if protocol.name == "ollama" else {}
+        started[protocol.name] = protocol.fake_class()(**options).start()
     yield started
     for fake in started.values():
         fake.stop()
@@ -115,8 +118,10 @@ def make_env(django_db_blocker, fakes, server_env=None) -> Env:
     with django_db_blocker.unblock():
         _teardown()
         tenants, keys = _configure(fakes)
+    # Protocol tests provoke failures on purpose; circuits are tested on their own (test_resilience.py).
     server = ServerProcess(env={"REQUEST_TIMEOUT_SECONDS": "2", "MAX_REQUEST_BODY_BYTES": "65536",
-                                **(server_env or {})}).start()
+                                "CIRCUIT_FAILURE_THRESHOLD": "1000", "CIRCUIT_MIN_REQUESTS": "1000",
+                                "RETRY_BACKOFF_BASE_SECONDS": "0", **(server_env or {})}).start()
     return Env(server, fakes, keys, tenants)
 
 

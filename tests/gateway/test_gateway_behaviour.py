@@ -201,8 +201,8 @@ def test_failover_to_the_next_provider_and_keys_round_robin(gw, django_db_blocke
         second = Provider.objects.get(slug="a-openai", tenant=gw.tenants["a"])
         services.credential_create(tenant=gw.tenants["a"], provider=second, api_key=fake.api_key + "-2")
 
-    committed(configure)
     fake.api_key_alternatives = {fake.api_key + "-2"}
+    committed(configure)
     try:
         # The snapshot reloads when the version key moves. The second key was written after the broken
         # provider, so once it shows up upstream, every answer below has failed over past `a-broken`.

@@ -86,8 +86,10 @@ def error_from_status(status: int, message: str, *, code: str | None = None, par
                              type="upstream_error", code="upstream_auth_error", upstream_status=status,
                              retryable=True)
     if 400 <= status < 500:
+        # 404: this deployment does not have the model (or deployment) — another candidate may; the rest of
+        # the 4xx range is about the request itself and would fail everywhere.
         return UpstreamError(message, status=status, type=_OPENAI_ERROR_TYPES.get(status, "invalid_request_error"),
-                             code=code, param=param, upstream_status=status, retryable=status in (408, 409))
+                             code=code, param=param, upstream_status=status, retryable=status in (404, 408, 409))
     return UpstreamError(f"Upstream provider error ({status}): {message}", status=502, type="upstream_error",
                          code=code or "upstream_error", upstream_status=status, retryable=True,
                          retry_after=retry_after)

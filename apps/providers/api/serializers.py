@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from apps.providers.models import ModelEntry, Provider, ProviderCredential
+from apps.providers.models import ModelEntry, ModelRoute, Provider, ProviderCredential, VirtualModel
 
 
 class ProviderSerializer(serializers.ModelSerializer):
@@ -56,3 +56,31 @@ class ModelEntrySerializer(serializers.ModelSerializer):
                   "created_at", "updated_at"]
         read_only_fields = ["id", "capabilities", "created_at", "updated_at"]
         validators = []
+
+
+class VirtualModelSerializer(serializers.ModelSerializer):
+    owner = serializers.SerializerMethodField()
+
+    class Meta:
+        model = VirtualModel
+        fields = ["id", "name", "description", "strategy", "candidates", "constraints", "enabled", "owner",
+                  "created_at", "updated_at"]
+        read_only_fields = ["id", "owner", "created_at", "updated_at"]
+        validators = []  # per-tenant uniqueness is checked by the model's full_clean, which knows the tenant
+
+    def get_owner(self, obj) -> str:
+        return "global" if obj.tenant_id is None else "tenant"
+
+
+class ModelRouteSerializer(serializers.ModelSerializer):
+    owner = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ModelRoute
+        fields = ["id", "model", "primary", "fallbacks", "cost_limit_per_1k", "performance_target_ms", "enabled",
+                  "owner", "created_at", "updated_at"]
+        read_only_fields = ["id", "owner", "created_at", "updated_at"]
+        validators = []
+
+    def get_owner(self, obj) -> str:
+        return "global" if obj.tenant_id is None else "tenant"

@@ -1,9 +1,11 @@
 from rest_framework.routers import SimpleRouter
 
-from .views import CredentialViewSet, ModelEntryViewSet, ProviderViewSet
+from .views import CredentialViewSet, ModelEntryViewSet, ModelRouteViewSet, ProviderViewSet, VirtualModelViewSet
 
 router = SimpleRouter()
 router.register("providers", ProviderViewSet, basename="provider")
 router.register("credentials", CredentialViewSet, basename="credential")
 router.register("models", ModelEntryViewSet, basename="modelentry")
+router.register("virtual-models", VirtualModelViewSet, basename="virtualmodel")
+router.register("routes", ModelRouteViewSet, basename="modelroute")
 urlpatterns = router.urls

@@ -2,11 +2,17 @@ from django.core.exceptions import PermissionDenied
 from rest_framework import exceptions, viewsets
 
 from apps.providers import selectors, services
-from apps.providers.models import ModelEntry, Provider, ProviderCredential
+from apps.providers.models import ModelEntry, ModelRoute, Provider, ProviderCredential, VirtualModel
 from apps.tenants.api.permissions import IsStaffOrReadOnly, IsTenantAdmin
 from apps.tenants.api.tenancy import request_tenant
 
-from .serializers import CredentialSerializer, ModelEntrySerializer, ProviderSerializer
+from .serializers import (
+    CredentialSerializer,
+    ModelEntrySerializer,
+    ModelRouteSerializer,
+    ProviderSerializer,
+    VirtualModelSerializer,
+)
 
 
 def _forbidden(exc: PermissionDenied):
@@ -111,3 +117,52 @@ class ModelEntryViewSet(viewsets.ModelViewSet):
         for name, value in serializer.validated_data.items():
             setattr(entry, name, value)
         serializer.instance = services.model_entry_save(entry=entry)
+
+
+class _TenantRoutingConfigViewSet(viewsets.ModelViewSet):
+    """Global rows are visible and read-only; the tenant creates, changes and deletes its own."""
+
+    permission_classes = [IsTenantAdmin]
+    model = None
+    selector = None
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.model.objects.none()
+        return type(self).selector(tenant=request_tenant(self.request)).select_related("tenant")
+
+    def _save(self, serializer, instance):
+        for name, value in serializer.validated_data.items():
+            setattr(instance, name, value)
+        try:
+            serializer.instance = services.tenant_config_save(tenant=request_tenant(self.request), instance=instance)
+        except PermissionDenied as exc:
+            raise _forbidden(exc) from None
+
+    def perform_create(self, serializer):
+        self._save(serializer, self.model())
+
+    def perform_update(self, serializer):
+        self._save(serializer, serializer.instance)
+
+    def perform_destroy(self, instance):
+        try:
+            services.tenant_config_delete(tenant=request_tenant(self.request), instance=instance)
+        except PermissionDenied as exc:
+            raise _forbidden(exc) from None
+
+
+class VirtualModelViewSet(_TenantRoutingConfigViewSet):
+    """Virtual models: a name clients send, routed among `candidates` by `strategy` under `constraints`."""
+
+    serializer_class = VirtualModelSerializer
+    model = VirtualModel
+    selector = staticmethod(selectors.virtual_model_list)
+
+
+class ModelRouteViewSet(_TenantRoutingConfigViewSet):
+    """The model_specific route table: requested model → primary provider, fallbacks, cost limit."""
+
+    serializer_class = ModelRouteSerializer
+    model = ModelRoute
+    selector = staticmethod(selectors.model_route_list)

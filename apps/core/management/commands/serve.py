@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 import socket
 import sys
+import tempfile
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -22,6 +25,26 @@ def bind(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def prometheus_multiproc_dir(workers: int) -> str | None:
+    """Give prometheus_client's multiprocess mode a fresh, empty directory before any worker starts.
+
+    An operator-set PROMETHEUS_MULTIPROC_DIR is created if needed and wiped of old *.db files; otherwise,
+    with more than one worker, a new temporary directory is exported (returned, to be removed on exit).
+    With one worker and no variable, metrics stay in the in-process registry.
+    """
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        os.makedirs(path, exist_ok=True)
+        for stale in glob.glob(os.path.join(path, "*.db")):
+            os.remove(stale)
+        return None
+    if workers <= 1:
+        return None
+    path = tempfile.mkdtemp(prefix="cb-prometheus-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path  # spawned workers inherit it
+    return path
 
 
 class Command(BaseCommand):
@@ -57,13 +80,18 @@ class Command(BaseCommand):
         where = ", ".join(f"http://{h}:{p}" for h, p in sorted(endpoints))
         self.stderr.write(f"cbplatform {settings.VERSION} serving on {where} with {workers} worker(s)")
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", settings.SETTINGS_MODULE)
-        server = uvicorn.Server(config)
-        if workers > 1:
-            Multiprocess(config, sockets=sockets).run()
-            return
-        server.run(sockets=sockets)
-        if not server.started:
-            sys.exit(3)
+        metrics_dir = prometheus_multiproc_dir(workers)
+        try:
+            server = uvicorn.Server(config)
+            if workers > 1:
+                Multiprocess(config, sockets=sockets).run()
+                return
+            server.run(sockets=sockets)
+            if not server.started:
+                sys.exit(3)
+        finally:
+            if metrics_dir:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
 
     def _announce(self, created: dict) -> None:
         if "admin" in created:
