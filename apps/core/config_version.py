@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import uuid
 
 from django.db import transaction
 
@@ -25,7 +26,9 @@ def _bump() -> None:
     _local_version = next(_local_counter)
     if cb_redis.configured():
         try:
-            cb_redis.sync_client().incr(REDIS_KEY)
+            # A fresh random token, not a counter: after Redis loses the key (restart, flush), a counter can
+            # climb back to exactly the value a process's snapshot holds, and that change would be missed.
+            cb_redis.sync_client().set(REDIS_KEY, uuid.uuid4().hex)
         except Exception as exc:  # Redis down must not fail an admin save; snapshots also poll on a timer
             logger.warning("could not bump config version in Redis: %s", type(exc).__name__)
 

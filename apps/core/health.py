@@ -49,8 +49,19 @@ async def health_report() -> tuple[int, dict]:
         "version": settings.VERSION,
         "embedded": bool(getattr(settings, "EMBEDDED", False)),
         "checks": checks,
+        "providers": await _provider_health(),
     }
     return (200 if healthy else 503), body
+
+
+async def _provider_health() -> dict:
+    """Circuit states of global providers, from the gateway's shared health store (never fails the probe)."""
+    from apps.gateway.app import gateway_app
+
+    try:
+        return await asyncio.wait_for(gateway_app.provider_health(), timeout=2)
+    except Exception as exc:  # a probe reports, it does not raise
+        return {"error": type(exc).__name__}
 
 
 async def health_app(scope, receive, send):

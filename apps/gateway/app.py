@@ -39,6 +39,7 @@ logger = logging.getLogger("apps.gateway")
 # Fields of our own (and OpenRouter's) that must not reach an upstream.
 GATEWAY_FIELDS = ("circuit_breaker", "models", "route", "provider", "transforms")
 CONFIG_POLL_SECONDS = 0.5
+CONFIG_FULL_RELOAD_SECONDS = 60
 ENDPOINTS = {"/v1/chat/completions": "chat.completions", "/v1/embeddings": "embeddings",
              "/v1/completions": "completions"}
 
@@ -142,12 +143,35 @@ class GatewayApp:
         return [(dep, *ids[dep], s.circuit) for dep, s in stats.items()
                 if s.requests or s.circuit != "closed" or s.latency_ms is not None]
 
+    async def provider_health(self) -> dict[str, dict]:
+        """Per global provider: healthy / degraded (some circuits open) / down (all measured open) / unknown.
+        Tenants' own providers are left out: /health answers anyone."""
+        if self.snapshot is None or self.health is None:
+            return {}
+        rows = await self.circuit_rows()
+        report: dict[str, dict] = {}
+        for provider in self.snapshot.providers:
+            if provider.tenant_id is not None:
+                continue
+            states = [state for _, slug, _, state in rows if slug == provider.slug]
+            opened = sum(1 for state in states if state == "open")
+            status = ("unknown" if not states else "down" if opened == len(states)
+                      else "degraded" if opened or "half_open" in states else "healthy")
+            report[provider.slug] = {"type": provider.type, "status": status, "deployments_measured": len(states),
+                                     "circuits_open": opened}
+        return report
+
     async def _watch(self) -> None:
+        last_full = time.monotonic()
         while True:
             await asyncio.sleep(CONFIG_POLL_SECONDS)
             try:
-                if await self._version() != self.snapshot.version:
+                # The version key says when to reload; a periodic reload covers writes that bypassed it
+                # (queryset.update(), a raw SQL fix, a bump lost while Redis was down).
+                stale = time.monotonic() - last_full > CONFIG_FULL_RELOAD_SECONDS
+                if stale or await self._version() != self.snapshot.version:
                     await self.reload()
+                    last_full = time.monotonic()
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -17,7 +17,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-import orjson
 from django.conf import settings
 
 from apps.providers.adapters.base import Target, UpstreamError
@@ -194,6 +193,10 @@ class Route:
                     raise GatewayError("The request's deadline passed before an upstream answered.", status=504,
                                        type="timeout", code="deadline_exceeded")
                 tries += 1
+                # A provider may cap one attempt (options.timeout_seconds) so a hung upstream leaves time to fail over.
+                limit = candidate.provider.options.get("timeout_seconds")
+                if isinstance(limit, int | float) and not isinstance(limit, bool) and limit > 0:
+                    remaining = min(remaining, float(limit))
                 target = Target(candidate.provider.slug, candidate.provider.type, candidate.provider.base_url,
                                 secret, candidate.model.upstream_name, candidate.provider.options)
                 began = time.perf_counter()
@@ -275,7 +278,7 @@ class Route:
         if not route_log.isEnabledFor(logging.INFO):
             return
         options = self.options
-        route_log.info(orjson.dumps({
+        route_log.info("route %s", self.request_id, extra={"cb": {
             "event": "route", "request_id": self.request_id, "endpoint": self.endpoint, "tenant": self.tenant_id,
             "requested": options.model if options else None, "strategy": self.strategy,
             "excluded": self.excluded, "status": status, "error": error,
@@ -286,4 +289,4 @@ class Route:
             if options and (options.budget_user_id or options.budget_project_id) else None,
             "duration_ms": round((time.perf_counter() - self.started) * 1000, 2),
             "overhead_ms": round(self.overhead_ms(), 2),
-        }).decode())
+        }})

@@ -20,6 +20,8 @@ if not DATABASE_CONFIG["ENGINE"].endswith("postgresql"):
     raise EnvError("DATABASE_URL must be a postgres:// URL in production")
 
 DEBUG = False
+LOG_FORMAT = env.choice("LOG_FORMAT", default="json", choices=("plain", "json"))
+LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT  # noqa: F405
 SECRET_KEY = env.str("SECRET_KEY")
 ENCRYPTION_KEYS = env.list("ENCRYPTION_KEY")
 API_KEY_REQUIRED = env.bool("OPENAI_API_KEY_REQUIRED", "API_KEY_REQUIRED", default=True)

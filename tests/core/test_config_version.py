@@ -8,13 +8,24 @@ from tests import factories
 def test_config_writes_bump_the_version_after_commit(redis_client):
     assert redis_client.get(REDIS_KEY) is None
     tenant = factories.tenant()
-    after_tenant = int(redis_client.get(REDIS_KEY))
+    after_tenant = redis_client.get(REDIS_KEY)
+    assert after_tenant is not None
     provider = factories.provider(tenant)
     factories.credential(provider)
-    assert int(redis_client.get(REDIS_KEY)) > after_tenant
-    before = int(redis_client.get(REDIS_KEY))
+    assert redis_client.get(REDIS_KEY) != after_tenant
+    before = redis_client.get(REDIS_KEY)
     provider.delete()
-    assert int(redis_client.get(REDIS_KEY)) > before
+    assert redis_client.get(REDIS_KEY) != before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_bump_is_a_new_value_even_after_redis_lost_the_key(redis_client):
+    seen = set()
+    for _ in range(3):
+        factories.tenant()
+        seen.add(redis_client.get(REDIS_KEY))
+        redis_client.flushdb()  # what a Redis restart without persistence does
+    assert len(seen) == 3
 
 
 @pytest.mark.django_db

@@ -158,6 +158,7 @@ class FakeProvider:
         self._thread: threading.Thread | None = None
         self.active_streams = 0
         self.cancelled_streams = 0
+        self.forced = ""  # directives applied to every request, e.g. "!status 500" for a deployment that is down
 
     @property
     def url(self) -> str:

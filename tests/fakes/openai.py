@@ -82,7 +82,7 @@ class FakeOpenAI(FakeProvider):
         if problem:
             return web.json_response(openai_error(400, problem), status=400)
         conv = normalize(body)
-        directives = parse_directives(conv.last_user_text)
+        directives = parse_directives(f"{conv.last_user_text} {self.forced}")
         early = await self.misbehave(request, directives, openai_error)
         if early is not None:
             return early
