@@ -192,7 +192,7 @@ def test_another_key_of_the_same_deployment_first(env, django_db_blocker):
                 seen.add("Bearer sk-revoked-upstream")
         assert "Bearer sk-revoked-upstream" in seen
     finally:
-        committed(lambda: bad.delete())
+        committed(bad.delete)
 
 
 def test_constraints_and_options(env):
