@@ -60,6 +60,15 @@ def test_python_sdk_example(embedded):
     assert lines == ["Simulated reply: Hello!", "Simulated reply: Stream to me"]
 
 
+def test_routing_example(embedded):
+    (setup,) = [b for b in blocks("python") if "from openai import OpenAI" in b]
+    (routing,) = [b for b in blocks("python") if "circuit_breaker" in b]
+    scope: dict = {}
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(compile(localize(setup, embedded), "README.md", "exec"), scope)  # noqa: S102 - our own README
+    exec(compile(routing, "README.md", "exec"), scope)  # noqa: S102 - raises if the gateway refuses it
+
+
 def test_embedded_default_health(embedded):
     import httpx
 
