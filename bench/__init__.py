@@ -1,8 +1,8 @@
 """`python -m bench` (`make bench`): the gateway's overhead measured against a plain ASGI proxy.
 
 Three targets answer the same POST /v1/chat/completions: the fake upstream itself ("direct"), a
-minimal pass-through proxy ("baseline", the figure docs/architecture.md quotes) and the real gateway
-(`manage.py serve` with production settings). Everything is reported as differences and ratios against
-direct and baseline measured in the same run, because the machine is small and shared. See
-docs/performance.md.
+minimal pass-through proxy ("baseline", what the architecture's hot-path figures compare against)
+and the real gateway (`manage.py serve` with production settings). Everything is reported as
+differences and ratios against direct and baseline measured in the same run, because the machine is
+small and shared. See docs/performance.md.
 """

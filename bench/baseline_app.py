@@ -1,4 +1,4 @@
-"""The baseline: the thinnest useful ASGI pass-through proxy, as docs/architecture.md describes it.
+"""The baseline: the thinnest useful ASGI pass-through proxy, the yardstick of the architecture's hot path.
 
 No Django, no auth, no routing, no JSON parsing: read the body, forward it over one pooled aiohttp
 session per worker process, return the upstream's status and body; relay streams chunk by chunk.
@@ -12,7 +12,7 @@ import os
 import aiohttp
 
 UPSTREAM = os.environ.get("BENCH_UPSTREAM", "http://127.0.0.1:8000").rstrip("/")
-FORWARDED_HEADERS = ("content-type", "authorization")
+FORWARDED_HEADERS = (b"content-type", b"authorization")
 
 _session: aiohttp.ClientSession | None = None
 
@@ -23,8 +23,8 @@ async def app(scope, receive, send):
     if scope["type"] != "http":
         return None
     body = await _read_body(receive)
-    headers = {name: value.decode("latin-1") for name, value in scope["headers"]
-               if name.decode("latin-1") in FORWARDED_HEADERS}
+    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
+               if name in FORWARDED_HEADERS}
     async with _session.request(scope["method"], UPSTREAM + scope["path"], data=body, headers=headers) as upstream:
         content_type = upstream.headers.get("content-type", "application/octet-stream").encode("latin-1")
         if upstream.content_type == "text/event-stream":

@@ -61,10 +61,8 @@ class Proc:
         pgid = self.popen.pid  # start_new_session makes the leader's pid the group id
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
         # Workers may outlive a leader that died first; the group id still reaches them.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
@@ -76,6 +74,11 @@ class Proc:
         if not self.running():
             return []
         return [pid for pid in child_pids(self.pid) if b"spawn_main" in _cmdline(pid)]
+
+
+    def server_pids(self) -> list[int]:
+        """The processes that serve requests: the workers, or the process itself when it has none."""
+        return self.worker_pids() or ([self.pid] if self.running() else [])
 
 
 class ProcessSet(contextlib.AbstractContextManager):
@@ -115,6 +118,22 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far (exited ones count as zero)."""
+    total = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of proc(5)
+    return total / _CLOCK_TICKS
 
 
 def rss_mib(pid: int) -> float | None:
