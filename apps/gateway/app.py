@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import logging
 import time
@@ -24,11 +25,12 @@ from apps.core import redis as cb_redis
 from apps.providers.adapters import registry
 from apps.providers.adapters.base import ChunkFactory, Target, UpstreamError
 
-from . import metrics, schema, tokens
+from . import metrics, schema
 from .costs import cost_of
 from .dispatch import Route, candidates_for, routing_options
 from .errors import GatewayError, NotFound
 from .health import HealthStore, health_store_for_settings
+from .health_view import REFRESH_SECONDS, HealthView
 from .http import SSE_DONE, ClientGone, Responder, header, read_body, sse_event
 from .resolve import Candidate, reachable_models, resolve
 from .snapshot import VIRTUAL_MODELS, KeyInfo, Snapshot, build_snapshot
@@ -77,7 +79,9 @@ class GatewayApp:
         self._ready_lock: asyncio.Lock | None = None
         self.inflight = 0
         self._models_cache: dict = {}
-        self.health: HealthStore | None = None
+        self.health_store: HealthStore | None = None
+        self.health: HealthView | None = None
+        self._health_task: asyncio.Task | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     async def startup(self) -> None:
@@ -86,19 +90,29 @@ class GatewayApp:
         self.upstream = Upstream(pool_size=settings.CONNECTION_POOL_SIZE, timeout=settings.REQUEST_TIMEOUT_SECONDS)
         if cb_redis.configured():
             self._redis = cb_redis.async_client()
-        self.health = health_store_for_settings(self._redis)
-        await asyncio.to_thread(tokens.warm_up)  # load the BPE tables now, not on the first request
+        self.health_store = health_store_for_settings(self._redis)
+        self.health = HealthView(self.health_store)
         metrics.set_circuit_source(self.circuit_rows)
         await self.reload()
-        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        loop = asyncio.get_running_loop()
+        self._watcher = loop.create_task(self._watch())
+        self._health_task = loop.create_task(self._health_loop())
+        # Everything loaded so far lives as long as the process: move it out of the collector's sight, so full
+        # collections stay short (measured: p99 at c=50 fell from ~100 ms to ~20 ms).
+        gc.collect()
+        gc.freeze()
 
     async def shutdown(self) -> None:
-        if self._watcher:
-            self._watcher.cancel()
+        for task in (self._watcher, self._health_task):
+            if task:
+                task.cancel()
+        if self.health is not None:
+            with contextlib.suppress(Exception):
+                await self.health.tick()  # flush buffered outcomes
         if self.upstream:
             await self.upstream.close()
-        if self.health is not None:
-            await self.health.close()
+        if self.health_store is not None:
+            await self.health_store.close()
         if self._redis is not None:
             await self._redis.aclose()
         self.snapshot = None
@@ -127,10 +141,20 @@ class GatewayApp:
         self.snapshot = await sync_to_async(build_snapshot, thread_sensitive=False)(version)
         self._models_cache = {}
 
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_SECONDS)
+            try:
+                await self.health.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("health refresh failed")
+
     async def circuit_rows(self) -> list[tuple[str, str, str, str]]:
         """Circuit state of every deployment that has health data, for /metrics (read from the shared store)."""
         snapshot = self.snapshot
-        if snapshot is None or self.health is None:
+        if snapshot is None or self.health_store is None:
             return []
         ids: dict[str, tuple[str, str]] = {}
         for provider in snapshot.providers:
@@ -139,14 +163,14 @@ class GatewayApp:
             for credential_id, _ in provider.keys or [(None, None)]:
                 for model in models:
                     ids[f"{provider.id}:{credential_id or 0}:{model.model_id}"] = (provider.slug, model.model_id)
-        stats = await self.health.stats(list(ids))
+        stats = await self.health_store.stats(list(ids))
         return [(dep, *ids[dep], s.circuit) for dep, s in stats.items()
                 if s.requests or s.circuit != "closed" or s.latency_ms is not None]
 
     async def provider_health(self) -> dict[str, dict]:
         """Per global provider: healthy / degraded (some circuits open) / down (all measured open) / unknown.
         Tenants' own providers are left out: /health answers anyone."""
-        if self.snapshot is None or self.health is None:
+        if self.snapshot is None or self.health_store is None:
             return {}
         rows = await self.circuit_rows()
         report: dict[str, dict] = {}
@@ -349,24 +373,24 @@ class GatewayApp:
         # Fail over only before the first byte reaches the client: the attempt includes the first chunk.
         async def attempt(candidate: Candidate, target: Target, timeout: float):
             adapter = registry.get(candidate.provider.type)
-            chunks = self.upstream.chat_stream(adapter, target, self._upstream_body(body, target),
-                                               ChunkFactory(target.model), timeout=timeout)
+            batches = self.upstream.chat_stream_batches(adapter, target, self._upstream_body(body, target),
+                                                        ChunkFactory(target.model), timeout=timeout)
             try:
-                first = await anext(chunks)
+                first = await anext(batches)
             except StopAsyncIteration:
                 first = None
             except BaseException:
-                await chunks.aclose()
+                await batches.aclose()
                 raise
-            return chunks, first
+            return batches, first
 
-        chunks, first = await route.attempt(ordered, attempt, record_success=False)
+        batches, first = await route.attempt(ordered, attempt, record_success=False)
         route.ttft_s = route.attempts[-1].ms / 1000
-        deployment, opened = route.deployment, time.perf_counter() - route.attempts[-1].ms / 1000
+        ticket, opened = route.ticket, time.perf_counter() - route.attempts[-1].ms / 1000
         label = route.chosen.provider.name or route.chosen.provider.slug
         self._served(respond, route)
         await respond.start_sse()
-        pump = asyncio.ensure_future(self._pump(respond, first, chunks, include_usage, route=route, label=label))
+        pump = asyncio.ensure_future(self._pump(respond, first, batches, include_usage, route=route, label=label))
         gone = asyncio.ensure_future(self._wait_disconnect(receive))
         done, _ = await asyncio.wait({pump, gone}, return_when=asyncio.FIRST_COMPLETED)
         if pump in done:
@@ -374,16 +398,16 @@ class GatewayApp:
             failure = pump.result()
             latency_ms = (time.perf_counter() - opened) * 1000
             if failure is None:
-                await self.health.record_success(deployment, latency_ms=latency_ms, ttft_ms=route.ttft_s * 1000)
+                await self.health.success(ticket, latency_ms=latency_ms, ttft_ms=route.ttft_s * 1000)
             else:
-                await self.health.record_failure(deployment, latency_ms=latency_ms)
+                await self.health.failure(ticket, latency_ms=latency_ms)
             return
         # The client left: stop reading upstream, which closes that connection.
         pump.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):  # nobody is left to tell
             await pump
-        await chunks.aclose()
-        await self.health.release(deployment)
+        await batches.aclose()
+        await self.health.release(ticket)
         raise ClientGone
 
     @staticmethod
@@ -392,24 +416,28 @@ class GatewayApp:
             pass
 
     @staticmethod
-    async def _pump(respond: Responder, first, chunks, include_usage: bool, *, route: Route,
+    async def _pump(respond: Responder, first, batches, include_usage: bool, *, route: Route,
                     label: str | None = None) -> UpstreamError | None:
-        """Relay chunks; returns the upstream error that ended the stream early, if any."""
+        """Relay batches of chunks, one send per upstream read; returns the error that ended the stream early."""
         failure = None
         try:
-            chunk = first
-            while chunk is not None:
-                if label is not None:
-                    chunk["provider"] = label
-                if "usage" in chunk and chunk["usage"] and not chunk.get("choices"):
-                    route.usage = chunk["usage"]
-                    if include_usage:
-                        await respond.sse(sse_event(chunk))
-                else:
-                    if not include_usage and "usage" in chunk:
-                        chunk = {k: v for k, v in chunk.items() if k != "usage"}
-                    await respond.sse(sse_event(chunk))
-                chunk = await anext(chunks, None)
+            batch = first
+            while batch is not None:
+                events = []
+                for chunk in batch:
+                    if label is not None:
+                        chunk["provider"] = label
+                    if chunk.get("usage") and not chunk.get("choices"):
+                        route.usage = chunk["usage"]
+                        if include_usage:
+                            events.append(sse_event(chunk))
+                    elif include_usage or "usage" not in chunk:
+                        events.append(sse_event(chunk))
+                    else:
+                        events.append(sse_event({k: v for k, v in chunk.items() if k != "usage"}))
+                if events:
+                    await respond.sse(b"".join(events))
+                batch = await anext(batches, None)
         except UpstreamError as error:
             failure = error
             await respond.sse(sse_event(error.as_openai()))
@@ -459,21 +487,21 @@ class GatewayApp:
             request = adapter.completions_request(self._upstream_body(body, target), target, stream=stream)
             if not stream:
                 return await self.upstream.fetch(adapter, request, timeout=timeout)
-            chunks = self.upstream.stream_request(adapter, request, OpenAIStream(), timeout=timeout)
+            batches = self.upstream.stream_request_batches(adapter, request, OpenAIStream(), timeout=timeout)
             try:
-                return chunks, await anext(chunks, None)
+                return batches, await anext(batches, None)
             except BaseException:
-                await chunks.aclose()
+                await batches.aclose()
                 raise
 
         result = await route.attempt(candidates, attempt)
         self._served(respond, route)
         if not stream:
             return await respond.json(200, result)
-        chunks, first = result
+        batches, first = result
         await respond.start_sse()
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        await self._pump(respond, first, chunks, include_usage, route=route)
+        await self._pump(respond, first, batches, include_usage, route=route)
         return None
 
     # ---- models --------------------------------------------------------------------------------------

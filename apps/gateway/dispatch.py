@@ -23,12 +23,13 @@ from apps.providers.adapters.base import Target, UpstreamError
 
 from . import metrics
 from .errors import GatewayError, NotFound
-from .health import HealthStats, HealthStore
+from .health import HealthStats
+from .health_view import HealthView, Ticket
 from .resolve import Candidate, resolve
 from .route_options import RouteOptions, parse_route_options, request_needs
 from .routing import candidate_key, plan
 from .snapshot import VIRTUAL_MODELS, Snapshot
-from .tokens import PromptTokenCounter
+from .tokens import LazyPromptTokens
 
 route_log = logging.getLogger("apps.gateway.route")
 _jitter = random.Random()  # noqa: S311 - backoff jitter, not security
@@ -130,7 +131,7 @@ class Attempt:
 class Route:
     """The state of one request's routing, from planning to the log line."""
 
-    health: HealthStore
+    health: HealthView
     request_id: str
     endpoint: str
     started: float = field(default_factory=time.perf_counter)
@@ -144,6 +145,7 @@ class Route:
     tenant_id: int | None = None
     usage: dict | None = None
     ttft_s: float | None = None
+    ticket: Ticket | None = None  # the chosen deployment's, while its outcome is pending (streams)
 
     @property
     def deadline(self) -> float:
@@ -162,9 +164,10 @@ class Route:
                 health[candidate_key(candidate)] = aggregated
         weights = {"cost": settings.ROUTING_WEIGHT_COST, "latency": settings.ROUTING_WEIGHT_LATENCY,
                    "errors": settings.ROUTING_WEIGHT_ERRORS}
-        result = plan(candidates, needs=request_needs(body), options=options, health=health,
+        needs = request_needs(body)
+        result = plan(candidates, needs=needs, options=options, health=health,
                       tenant_routes=snapshot.routes_for(self.tenant_id), weights=weights,
-                      prompt_tokens=PromptTokenCounter(body), tiers=tiers)
+                      prompt_tokens=LazyPromptTokens(body, max_output=needs.max_output or 0), tiers=tiers)
         self.excluded = result.excluded
         return result.ordered
 
@@ -180,14 +183,15 @@ class Route:
                 if tries >= settings.MAX_UPSTREAM_ATTEMPTS:
                     break
                 deployment = deployment_id(candidate, credential_id)
-                if not await self.health.acquire(deployment):
+                ticket = await self.health.acquire(deployment)
+                if ticket is None:
                     self._note(deployment, candidate, "circuit_open")
                     continue
                 remaining = self.deadline - time.perf_counter()
                 if tries:
                     remaining = await self._backoff(tries, remaining)
                 if remaining <= 0:
-                    await self.health.release(deployment)
+                    await self.health.release(ticket)
                     if first_failure is not None:  # e.g. the primary timed out and used up the deadline
                         raise first_failure
                     raise GatewayError("The request's deadline passed before an upstream answered.", status=504,
@@ -206,11 +210,10 @@ class Route:
                     elapsed = time.perf_counter() - began
                     self.upstream_s += elapsed
                     if error.retryable:
-                        await self.health.record_failure(deployment, retry_after=error.retry_after,
-                                                         rate_limited=error.status == 429,
-                                                         latency_ms=elapsed * 1000)
+                        await self.health.failure(ticket, retry_after=error.retry_after,
+                                                  rate_limited=error.status == 429, latency_ms=elapsed * 1000)
                     else:  # the upstream answered; the request itself was at fault, not the deployment
-                        await self.health.release(deployment)
+                        await self.health.release(ticket)
                     self._note(deployment, candidate, "retryable_error" if error.retryable else "error",
                                error.upstream_status or error.status, elapsed)
                     # Report the first failure, unless it only said "not here" (404) and a later one says more.
@@ -221,12 +224,14 @@ class Route:
                         raise first_failure from None
                     continue
                 except BaseException:
-                    await self.health.release(deployment)
+                    await self.health.release(ticket)
                     raise
                 elapsed = time.perf_counter() - began
                 self.upstream_s += elapsed
                 if record_success:
-                    await self.health.record_success(deployment, latency_ms=elapsed * 1000)
+                    await self.health.success(ticket, latency_ms=elapsed * 1000)
+                else:
+                    self.ticket = ticket
                 self._note(deployment, candidate, "ok", 200, elapsed)
                 self.chosen, self.deployment = candidate, deployment
                 return result
@@ -237,7 +242,7 @@ class Route:
     async def _nothing_available(self) -> GatewayError:
         """Every deployment was skipped: a 429 with Retry-After when they are all rate limited, else a 503."""
         skipped = [a.deployment for a in self.attempts if a.outcome == "circuit_open"]
-        stats = await self.health.stats(skipped) if skipped else {}
+        stats = await self.health.store.stats(skipped) if skipped else {}
         now = time.time()
         waits = [s.rate_limited_until - now for s in stats.values() if s.rate_limited_until]
         if waits and len(waits) == len(stats):

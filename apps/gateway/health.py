@@ -216,6 +216,11 @@ class HealthStore:
                              rate_limited: bool = False, latency_ms: float | None = None) -> None:
         raise NotImplementedError
 
+    async def record_successes(self, samples: list[tuple[str, float, float | None]]) -> None:
+        """Several successes (deployment, latency_ms, ttft_ms) at once; stores may batch them."""
+        for deployment_id, latency_ms, ttft_ms in samples:
+            await self.record_success(deployment_id, latency_ms=latency_ms, ttft_ms=ttft_ms)
+
     async def release(self, deployment_id: str) -> None:
         """The request ended with no outcome (the client went away)."""
         raise NotImplementedError
@@ -409,6 +414,19 @@ class RedisHealthStore(HealthStore):
 
     async def record_success(self, deployment_id: str, *, latency_ms: float, ttft_ms: float | None = None) -> None:
         await self._record_outcome(deployment_id, "s", latency_ms, ttft_ms, 0)
+
+    async def record_successes(self, samples: list[tuple[str, float, float | None]]) -> None:
+        """One pipeline for many successes: the gateway flushes them in the background, off the request path."""
+        if not samples or self._skip():
+            return
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for deployment_id, latency_ms, ttft_ms in samples:
+                args = ("s", float(latency_ms), "" if ttft_ms is None else float(ttft_ms), 0, *self._record_args)
+                await self._record(keys=[self.key(deployment_id)], args=args, client=pipe)
+            await pipe.execute()
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._failed("record", exc)
 
     async def record_failure(self, deployment_id: str, *, retry_after: float | None = None,
                              rate_limited: bool = False, latency_ms: float | None = None) -> None:

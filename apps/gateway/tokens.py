@@ -79,10 +79,20 @@ def warm_up() -> None:
     _encoder(CL100K)
 
 
+# Pseudo-encodings for the lazy counter: an upper bound (byte-level BPE never yields more tokens than UTF-8
+# bytes) and the quick chars/4 estimate.
+UTF8_BYTES = "utf8_bytes"
+QUICK = "quick"
+
+
 def count_text(text: str, encoding: str = O200K) -> int:
     """Exact token count of plain text (special-token look-alikes count as ordinary text)."""
     if not text:
         return 0
+    if encoding == UTF8_BYTES:
+        return len(text.encode())
+    if encoding == QUICK:
+        return math.ceil(len(text) / 4)
     encode = _encoder(encoding).encode_ordinary
     if len(text) <= _PIECE_CHARS:
         return len(encode(text))
@@ -219,3 +229,27 @@ class PromptTokenCounter:
 def estimate_prompt_tokens(body: dict, model: ModelInfo) -> int:
     """Prompt tokens `model` will see for this request: exact for OpenAI-family models, else calibrated."""
     return PromptTokenCounter(body)(model)
+
+
+class LazyPromptTokens(PromptTokenCounter):
+    """What routing needs, cheaply: exact counts only when the prompt might not fit a model's context.
+
+    Routing uses prompt tokens twice: the context-length check, which needs exactness only near the limit,
+    and prices, for which an estimate is enough. A UTF-8 byte count bounds the BPE count from above, so
+    below the limit the quick estimate is returned and the BPE tables (about 180 MB per process) are never
+    loaded for ordinary requests.
+    """
+
+    __slots__ = ("_max_output",)
+
+    def __init__(self, body: dict, *, max_output: int = 0):
+        super().__init__(body)
+        self._max_output = max_output or 0
+
+    def __call__(self, model: ModelInfo) -> int:
+        encoding, factor = _classify(model.provider_type, model.model_id, model.upstream_name)
+        bound = self.encoded(UTF8_BYTES) * max(factor, 1.0)
+        if model.context_window and bound + self._max_output > model.context_window:
+            return super().__call__(model)
+        quick = self.encoded(QUICK)
+        return quick if encoding is not None else math.ceil(quick * factor)

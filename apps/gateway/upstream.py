@@ -92,23 +92,47 @@ class Upstream:
     async def chat_stream(self, adapter: Adapter, target: Target, body: dict, chunks: ChunkFactory, *,
                           timeout: float | None = None) -> AsyncIterator[dict]:
         """OpenAI chunks from the upstream stream. Closing the generator closes the upstream connection."""
+        batches = self.chat_stream_batches(adapter, target, body, chunks, timeout=timeout)
+        try:
+            async for batch in batches:
+                for chunk in batch:
+                    yield chunk
+        finally:
+            await batches.aclose()
+
+    async def chat_stream_batches(self, adapter: Adapter, target: Target, body: dict, chunks: ChunkFactory, *,
+                                  timeout: float | None = None) -> AsyncIterator[list[dict]]:
+        """The same, one list per upstream read, so the gateway can write each read with one send."""
         if adapter.local:
             async for chunk in adapter.stream(body, target, chunks):
-                yield chunk
+                yield [chunk]
             return
-        async for chunk in self.stream_request(adapter, adapter.chat_request(body, target, stream=True),
-                                               adapter.chat_stream(target, chunks), timeout=timeout):
-            yield chunk
+        request = adapter.chat_request(body, target, stream=True)
+        async for batch in self.stream_request_batches(adapter, request, adapter.chat_stream(target, chunks),
+                                                       timeout=timeout):
+            yield batch
 
     async def stream_request(self, adapter: Adapter, request: UpstreamRequest, translator, *,
                              timeout: float | None = None) -> AsyncIterator[dict]:
+        batches = self.stream_request_batches(adapter, request, translator, timeout=timeout)
+        try:
+            async for batch in batches:
+                for chunk in batch:
+                    yield chunk
+        finally:
+            await batches.aclose()
+
+    async def stream_request_batches(self, adapter: Adapter, request: UpstreamRequest, translator, *,
+                                     timeout: float | None = None) -> AsyncIterator[list[dict]]:
         response = await self.open_stream(adapter, request, timeout=timeout)
         try:
             async for data in response.content.iter_any():
-                for chunk in translator.feed(data):
-                    yield chunk
-            for chunk in translator.close():
-                yield chunk
+                batch = translator.feed(data)
+                if batch:
+                    yield batch
+            batch = translator.close()
+            if batch:
+                yield batch
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamError("Upstream provider timed out mid-stream.", status=504, type="timeout",
                                 code="upstream_timeout", retryable=True) from None

@@ -46,6 +46,10 @@ MAX_CONCURRENT_REQUESTS = env.int("MAX_CONCURRENT_REQUESTS", default=10000, mini
 CONNECTION_POOL_SIZE = env.int("CONNECTION_POOL_SIZE", default=100, minimum=1)
 RATE_LIMIT_PER_MINUTE = env.int("RATE_LIMIT_PER_MINUTE", default=0, minimum=0)  # 0 = unlimited
 BURST_ALLOWANCE = env.int("BURST_ALLOWANCE", default=0, minimum=0)
+RATE_LIMIT_GLOBAL_PER_MINUTE = env.int("RATE_LIMIT_GLOBAL_PER_MINUTE", default=0, minimum=0)  # 0 = unlimited
+RATE_LIMIT_TOKENS_PER_MINUTE = env.int("RATE_LIMIT_TOKENS_PER_MINUTE", default=0, minimum=0)  # per key
+RATE_LIMIT_CONCURRENT_REQUESTS = env.int("RATE_LIMIT_CONCURRENT_REQUESTS", default=0, minimum=0)  # per key
+RATE_LIMIT_LEASE_SECONDS = env.float("RATE_LIMIT_LEASE_SECONDS", default=600.0, minimum=1.0)
 MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=20 * 1024 * 1024, minimum=1024)
 # Circuit breaker per deployment (provider × key × model), shared by all processes through Redis.
 CIRCUIT_FAILURE_THRESHOLD = env.int("CIRCUIT_FAILURE_THRESHOLD", default=5, minimum=1)
@@ -92,6 +96,7 @@ INSTALLED_APPS = [
     "apps.tenants",
     "apps.providers",
     "apps.gateway",
+    "apps.billing",
     "apps.realtime",
     "apps.dashboard",
 ]
@@ -172,6 +177,10 @@ SPECTACULAR_SETTINGS = {
 
 GRAPHENE = {"SCHEMA": "cbplatform.schema.schema"}
 
+CELERY_IMPORTS = ["apps.billing.ingest"]
+CELERY_BEAT_SCHEDULE = {
+    "ingest-usage": {"task": "billing.ingest_usage", "schedule": 1.0},
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

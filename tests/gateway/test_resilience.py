@@ -19,6 +19,7 @@ from tests.fakes.openai import FakeOpenAI
 
 pytestmark = pytest.mark.django_db
 
+SYNC = 0.6  # a process sees another's health changes within one cache tick (0.25 s); allow a margin
 SERVER_ENV = {"CIRCUIT_FAILURE_THRESHOLD": "3", "CIRCUIT_MIN_REQUESTS": "1000", "CIRCUIT_COOLDOWN_SECONDS": "1",
               "REQUEST_TIMEOUT_SECONDS": "3", "RETRY_BACKOFF_BASE_SECONDS": "0.01"}
 
@@ -59,6 +60,7 @@ def env(django_db_setup, django_db_blocker):
 @pytest.fixture(autouse=True)
 def _healthy(env):
     env["primary"].forced = env["secondary"].forced = ""
+    time.sleep(SYNC)  # Redis was just flushed for this test: let every server's health cache catch up
     yield
     env["primary"].forced = env["secondary"].forced = ""
 
@@ -97,6 +99,7 @@ def test_failover_then_the_circuit_opens_for_every_process(env):
         assert raw.headers["x-cb-provider"] == "secondary"
         assert raw.headers["x-cb-route"].endswith("attempts=2")
     calls = len(env["primary"].requests)
+    time.sleep(SYNC)
     raw, _ = ask(env, server=1)  # the other process skips the open circuit without calling it
     assert raw.headers["x-cb-provider"] == "secondary" and raw.headers["x-cb-route"].endswith("attempts=1")
     assert len(env["primary"].requests) == calls
@@ -120,10 +123,11 @@ def test_a_failed_trial_reopens_the_circuit(env):
     env["primary"].forced = "!status 503"
     for _ in range(3):
         ask(env)
-    time.sleep(1.2)
+    time.sleep(1.2 + SYNC)
     calls = len(env["primary"].requests)
     raw, _ = ask(env, server=1)  # the trial fails and the request still succeeds on secondary
     assert raw.headers["x-cb-provider"] == "secondary" and len(env["primary"].requests) == calls + 1
+    time.sleep(SYNC)
     raw, _ = ask(env, server=0)  # open again: not called
     assert len(env["primary"].requests) == calls + 1
 
@@ -134,9 +138,10 @@ def test_rate_limit_is_shared_and_respected(env):
     assert raw.headers["x-cb-provider"] == "secondary"
     calls = len(env["primary"].requests)
     env["primary"].forced = ""
+    time.sleep(SYNC)
     raw, _ = ask(env, server=1)  # still inside Retry-After: skipped by the other process too
     assert raw.headers["x-cb-provider"] == "secondary" and len(env["primary"].requests) == calls
-    time.sleep(2.1)
+    time.sleep(2.1 - SYNC + 0.3)
     raw, _ = ask(env, server=1)
     assert raw.headers["x-cb-provider"] == "primary"
 
