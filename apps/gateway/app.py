@@ -12,14 +12,15 @@ import contextlib
 import gc
 import hashlib
 import logging
+import os
 import time
-import uuid
 from dataclasses import dataclass
 
 import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from apps.billing.ledger import LedgerWriter
 from apps.core import config_version
 from apps.core import redis as cb_redis
 from apps.providers.adapters import registry
@@ -32,6 +33,7 @@ from .errors import GatewayError, NotFound
 from .health import HealthStore, health_store_for_settings
 from .health_view import REFRESH_SECONDS, HealthView
 from .http import SSE_DONE, ClientGone, Responder, header, read_body, sse_event
+from .limits import limits_for, rate_limiter_for_settings
 from .resolve import Candidate, reachable_models, resolve
 from .snapshot import VIRTUAL_MODELS, KeyInfo, Snapshot, build_snapshot
 from .upstream import Upstream
@@ -92,6 +94,8 @@ class GatewayApp:
             self._redis = cb_redis.async_client()
         self.health_store = health_store_for_settings(self._redis)
         self.health = HealthView(self.health_store)
+        self.limiter = rate_limiter_for_settings(self._redis)
+        self.ledger = LedgerWriter(self._redis)
         metrics.set_circuit_source(self.circuit_rows)
         await self.reload()
         loop = asyncio.get_running_loop()
@@ -204,7 +208,7 @@ class GatewayApp:
     # ---- dispatch ----------------------------------------------------------------------------------
     async def __call__(self, scope, receive, send):
         respond = Responder(send, cors=settings.CORS_ENABLED)
-        request_id = "req_" + uuid.uuid4().hex
+        request_id = "req_" + os.urandom(16).hex()
         respond.add_header("x-cb-request-id", request_id)
         route: Route | None = None
         error_code = None
@@ -216,6 +220,7 @@ class GatewayApp:
             handler = self._route(method, path)
             if path in ENDPOINTS:
                 route = Route(self.health, request_id, ENDPOINTS[path])
+                respond.finalizer = lambda status, route=route: self._finalize(route, status)
             if self.inflight >= settings.MAX_CONCURRENT_REQUESTS:
                 raise GatewayError("The server is at its concurrent request limit; retry shortly.", status=503,
                                    type="server_error", code="overloaded", headers={"retry-after": "1"})
@@ -233,12 +238,16 @@ class GatewayApp:
             error = failure if isinstance(failure, GatewayError) else _upstream_failure(failure)
             error_code = error.code or error.type
             if route is not None:
+                route.error_code = error_code
+            if route is not None:
                 for name, value in route.headers().items():
                     respond.add_header(name, value)
             if not respond.started:
                 await respond.error(error)
         except Exception:
             error_code = "internal_error"
+            if route is not None:
+                route.error_code = error_code
             logger.exception("gateway error on %s %s (request %s)", scope.get("method"), scope.get("path"),
                              request_id)
             if not respond.started:
@@ -246,7 +255,47 @@ class GatewayApp:
                                                  status=500, type="server_error", code="internal_error"))
         finally:
             if route is not None:
+                if not route.finalized:  # the client left before the last bytes: record what happened
+                    route.error_code = route.error_code or error_code
+                    await self._finalize(route, respond.status if respond.status >= 400 else 499)
                 self._account(route, respond.status or 499, error_code)
+
+    async def _finalize(self, route: Route, status: int) -> None:
+        """Right before the last bytes: the ledger record (durable once in Redis) and the rate-limit settlement."""
+        if route.finalized:
+            return
+        route.finalized = True
+        usage, estimated = route.final_usage()
+        route.usage = usage
+        cost = cost_of(route.chosen.model, usage) if route.chosen and usage else 0
+        await self.ledger.append(route.usage_entry(status, usage, estimated, cost))
+        if route.rate is not None:
+            limits, estimate, lease = route.rate
+            if usage:
+                await self.limiter.settle(limits, estimated_tokens=estimate,
+                                          actual_tokens=int(usage.get("total_tokens") or 0), lease=lease)
+            elif route.chosen is None:  # nothing was served: refund the tokens, the request still counts
+                await self.limiter.settle(limits, estimated_tokens=estimate, actual_tokens=0, lease=lease)
+            else:
+                await self.limiter.release(limits, lease)
+
+    async def _admit(self, route: Route, respond: Responder, body: dict) -> None:
+        """Rate limits per key, tenant and globally (RATE_LIMIT_*); nothing to do when none is configured."""
+        limits = limits_for(route.key.id if route.key else None, route.tenant_id)
+        if not limits:
+            return
+        from .tokens import LazyPromptTokens
+
+        estimate = LazyPromptTokens(body).encoded("quick") + (body.get("max_completion_tokens")
+                                                              or body.get("max_tokens") or 0)
+        decision = await self.limiter.admit(limits, tokens=estimate)
+        for name, value in decision.headers().items():
+            respond.add_header(name, value)
+        if not decision.allowed:
+            raise GatewayError(decision.message or "Rate limit reached.", status=429, type="rate_limit_error",
+                               code="rate_limit_exceeded")
+        if decision.lease is not None or any(limit.tokens_per_minute for limit in limits):
+            route.rate = (limits, estimate, decision.lease)
 
     def _account(self, route: Route, status: int, error_code: str | None) -> None:
         chosen = route.chosen
@@ -283,7 +332,7 @@ class GatewayApp:
         await send({"type": "http.response.body", "body": b""})
 
     # ---- auth --------------------------------------------------------------------------------------
-    def _authenticate(self, scope, snapshot: Snapshot) -> int | None:
+    def _authenticate(self, scope, snapshot: Snapshot, route: Route | None = None) -> int | None:
         """The tenant id the request acts for; None for anonymous requests when keys are not required."""
         secret = None
         auth = header(scope, b"authorization")
@@ -317,6 +366,8 @@ class GatewayApp:
         if "inference" not in key.scopes:
             raise GatewayError("This API key lacks the 'inference' scope.", status=403, type="permission_error",
                                code="insufficient_scope")
+        if route is not None:
+            route.key = key
         return key.tenant_id
 
     async def _json_body(self, scope, receive, validator) -> dict:
@@ -327,6 +378,13 @@ class GatewayApp:
             raise GatewayError("We could not parse the JSON body of your request. The request body must be "
                                "valid JSON.", code="invalid_json") from None
         return validator(body)
+
+    @staticmethod
+    def _labels(route: Route, scope, body: dict) -> None:
+        """Workflow and agent ids for the ledger: the x-cb-workflow-id / x-cb-agent-id headers or metadata."""
+        metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        route.workflow_id = str(header(scope, b"x-cb-workflow-id") or metadata.get("workflow_id") or "")[:64]
+        route.agent_id = str(header(scope, b"x-cb-agent-id") or metadata.get("agent_id") or "")[:64]
 
     @staticmethod
     def _upstream_body(body: dict, target: Target) -> dict:
@@ -345,8 +403,10 @@ class GatewayApp:
     # ---- chat ----------------------------------------------------------------------------------------
     async def chat_completions(self, call: Call) -> None:
         scope, receive, respond, snapshot, route = call.scope, call.receive, call.respond, call.snapshot, call.route
-        tenant_id = route.tenant_id = self._authenticate(scope, snapshot)
-        body = await self._json_body(scope, receive, schema.validate_chat)
+        tenant_id = route.tenant_id = self._authenticate(scope, snapshot, route)
+        body = route.body = await self._json_body(scope, receive, schema.validate_chat)
+        self._labels(route, scope, body)
+        await self._admit(route, respond, body)
         stream = body.get("stream") is True
         if stream and not settings.OPENAI_ENABLE_STREAMING:
             raise GatewayError("Streaming is disabled on this server.", param="stream", code="streaming_disabled")
@@ -389,6 +449,7 @@ class GatewayApp:
         ticket, opened = route.ticket, time.perf_counter() - route.attempts[-1].ms / 1000
         label = route.chosen.provider.name or route.chosen.provider.slug
         self._served(respond, route)
+        route.streamed = True
         await respond.start_sse()
         pump = asyncio.ensure_future(self._pump(respond, first, batches, include_usage, route=route, label=label))
         gone = asyncio.ensure_future(self._wait_disconnect(receive))
@@ -427,14 +488,20 @@ class GatewayApp:
                 for chunk in batch:
                     if label is not None:
                         chunk["provider"] = label
-                    if chunk.get("usage") and not chunk.get("choices"):
+                    choices = chunk.get("choices")
+                    if chunk.get("usage") and not choices:
                         route.usage = chunk["usage"]
                         if include_usage:
                             events.append(sse_event(chunk))
-                    elif include_usage or "usage" not in chunk:
+                        continue
+                    if include_usage or "usage" not in chunk:
                         events.append(sse_event(chunk))
                     else:
                         events.append(sse_event({k: v for k, v in chunk.items() if k != "usage"}))
+                    if choices:
+                        content = (choices[0].get("delta") or {}).get("content")
+                        if content:
+                            route.streamed_text.append(content)
                 if events:
                     await respond.sse(b"".join(events))
                 batch = await anext(batches, None)
@@ -456,8 +523,10 @@ class GatewayApp:
 
     async def embeddings(self, call: Call) -> None:
         scope, receive, respond, snapshot, route = call.scope, call.receive, call.respond, call.snapshot, call.route
-        tenant_id = route.tenant_id = self._authenticate(scope, snapshot)
-        body = await self._json_body(scope, receive, schema.validate_embeddings)
+        tenant_id = route.tenant_id = self._authenticate(scope, snapshot, route)
+        body = route.body = await self._json_body(scope, receive, schema.validate_embeddings)
+        self._labels(route, scope, body)
+        await self._admit(route, respond, body)
         candidates = self._plain_candidates(snapshot, tenant_id, body, mode="embedding",
                                             capability="supports_embeddings")
 
@@ -474,8 +543,10 @@ class GatewayApp:
         scope, receive, respond, snapshot, route = call.scope, call.receive, call.respond, call.snapshot, call.route
         from apps.providers.adapters.openai import OpenAIStream
 
-        tenant_id = route.tenant_id = self._authenticate(scope, snapshot)
-        body = await self._json_body(scope, receive, schema.validate_completions)
+        tenant_id = route.tenant_id = self._authenticate(scope, snapshot, route)
+        body = route.body = await self._json_body(scope, receive, schema.validate_completions)
+        self._labels(route, scope, body)
+        await self._admit(route, respond, body)
         stream = body.get("stream") is True
         if stream and not settings.OPENAI_ENABLE_STREAMING:
             raise GatewayError("Streaming is disabled on this server.", param="stream", code="streaming_disabled")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -28,7 +29,7 @@ from .health_view import HealthView, Ticket
 from .resolve import Candidate, resolve
 from .route_options import RouteOptions, parse_route_options, request_needs
 from .routing import candidate_key, plan
-from .snapshot import VIRTUAL_MODELS, Snapshot
+from .snapshot import VIRTUAL_MODELS, KeyInfo, Snapshot
 from .tokens import LazyPromptTokens
 
 route_log = logging.getLogger("apps.gateway.route")
@@ -146,6 +147,16 @@ class Route:
     usage: dict | None = None
     ttft_s: float | None = None
     ticket: Ticket | None = None  # the chosen deployment's, while its outcome is pending (streams)
+    key: KeyInfo | None = None
+    body: dict | None = None
+    wall_started: float = field(default_factory=time.time)
+    error_code: str | None = None
+    streamed: bool = False
+    streamed_text: list = field(default_factory=list)  # content relayed so far, to count when usage is missing
+    rate: tuple | None = None  # (limits, estimated tokens, lease) while a rate-limit admission is open
+    finalized: bool = False
+    workflow_id: str = ""
+    agent_id: str = ""
 
     @property
     def deadline(self) -> float:
@@ -280,7 +291,12 @@ class Route:
                 "x-cb-overhead-ms": f"{self.overhead_ms():.2f}"}
 
     def log(self, *, status: int, error: str | None = None) -> None:
-        if not route_log.isEnabledFor(logging.INFO):
+        """One structured line per request (ROUTE_LOG=all), or only for eventful ones (the default: an error,
+        a failover, an exclusion) — routine first-attempt successes are most of the traffic and cost CPU."""
+        mode = settings.ROUTE_LOG
+        if mode == "off" or not route_log.isEnabledFor(logging.INFO):
+            return
+        if mode == "eventful" and status < 400 and not error and len(self.attempts) <= 1 and not self.excluded:
             return
         options = self.options
         route_log.info("route %s", self.request_id, extra={"cb": {
@@ -295,3 +311,43 @@ class Route:
             "duration_ms": round((time.perf_counter() - self.started) * 1000, 2),
             "overhead_ms": round(self.overhead_ms(), 2),
         }})
+
+    # ---- the usage ledger's record ------------------------------------------------------------------------
+    def final_usage(self) -> tuple[dict | None, bool]:
+        """The usage to bill and whether we estimated it: the upstream's, else counted from what was relayed
+        (a stream cut short by the client, or an upstream that reports none)."""
+        if self.usage or self.chosen is None or not self.streamed:
+            return self.usage, False
+        from . import tokens
+
+        model = self.chosen.model
+        prompt = tokens.estimate_prompt_tokens(self.body or {}, model)
+        text = "".join(self.streamed_text)
+        completion = math.ceil(tokens.count_text(text) * tokens.family_factor(model)) if text else 0
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}, True
+
+    def usage_entry(self, status: int, usage: dict | None, estimated: bool, cost) -> dict:
+        options, chosen, key, body = self.options, self.chosen, self.key, self.body or {}
+        details = (usage or {}).get("prompt_tokens_details") or {}
+        completion_details = (usage or {}).get("completion_tokens_details") or {}
+        user = (options.budget_user_id if options else None) or body.get("user") or (key.user_label if key else "")
+        project = (options.budget_project_id if options else None) or (key.project_label if key else "")
+        return {
+            "request_id": self.request_id, "created_at": self.wall_started, "tenant_id": self.tenant_id,
+            "api_key_id": key.id if key else None, "user_label": user or "", "project_label": project or "",
+            "workflow_id": self.workflow_id, "agent_id": self.agent_id, "endpoint": self.endpoint,
+            "provider": chosen.provider.slug if chosen else (self.attempts[-1].provider if self.attempts else ""),
+            "deployment": self.deployment or "",
+            "model_requested": (options.model if options else body.get("model")) or "",
+            "model_served": chosen.model.model_id if chosen else "", "strategy": self.strategy,
+            "attempts": sum(1 for a in self.attempts if a.outcome != "circuit_open"),
+            "prompt_tokens": (usage or {}).get("prompt_tokens") or 0,
+            "completion_tokens": (usage or {}).get("completion_tokens") or 0,
+            "cached_tokens": details.get("cached_tokens") or 0,
+            "cache_write_tokens": details.get("cache_write_tokens") or 0,
+            "reasoning_tokens": completion_details.get("reasoning_tokens") or 0,
+            "cost": str(cost), "latency_ms": round((time.perf_counter() - self.started) * 1000, 3),
+            "ttft_ms": round(self.ttft_s * 1000, 3) if self.ttft_s is not None else None,
+            "status": status, "error_type": self.error_code or "", "streamed": self.streamed,
+            "usage_estimated": estimated,
+        }

@@ -44,12 +44,15 @@ async def read_body(scope, receive, limit: int) -> bytes:
 class Responder:
     """Sends one response; knows whether headers went out (after that, errors go in-band)."""
 
-    __slots__ = ("cors", "extra", "send", "started", "status")
+    __slots__ = ("cors", "extra", "finalizer", "send", "started", "status")
 
     def __init__(self, send, *, cors: bool):
         self.send = send
         self.started = False
         self.status = 0
+        # Awaited with the status right before the response's last bytes leave (the usage ledger hands its
+        # record to Redis there, so a process killed after answering has not lost it).
+        self.finalizer = None
         self.cors = cors
         self.extra: list[tuple[bytes, bytes]] = []
 
@@ -69,6 +72,8 @@ class Responder:
     async def json(self, status: int, payload: bytes) -> None:
         self.started = True
         self.status = status
+        if self.finalizer is not None:
+            await self.finalizer(status)
         await self.send({"type": "http.response.start", "status": status, "headers": self._headers(JSON, len(payload))})
         await self.send({"type": "http.response.body", "body": payload})
 
@@ -85,6 +90,8 @@ class Responder:
         await self.send({"type": "http.response.start", "status": 200, "headers": headers})
 
     async def sse(self, data: bytes, *, last: bool = False) -> None:
+        if last and self.finalizer is not None:
+            await self.finalizer(self.status)
         await self.send({"type": "http.response.body", "body": data, "more_body": not last})
 
 

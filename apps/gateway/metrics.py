@@ -107,6 +107,19 @@ def _usage_tokens(usage: dict) -> Iterable[tuple[str, float]]:
         yield "reasoning", _amount(details.get("reasoning_tokens"))
 
 
+_children: dict[tuple, object] = {}
+
+
+def _child(metric, *labels):
+    """`metric.labels(*labels)`, memoised: labels() validates and locks on every call (~1 µs each, several per
+    request); label values are already bounded by _label, so the cache is too."""
+    key = (id(metric), labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
 def record_request(*, endpoint: str, model: str, provider: str, status: int, duration_s: float,
                    ttft_s: float | None = None, usage: dict | None = None, cost: float | None = None,
                    error_type: str | None = None) -> None:
@@ -115,26 +128,26 @@ def record_request(*, endpoint: str, model: str, provider: str, status: int, dur
     model = _label(model, "model")
     provider = _label(provider, "provider")
     status = int(status)
-    REQUESTS.labels(endpoint, model, provider, str(status)).inc()
-    DURATION.labels(endpoint, provider).observe(_amount(duration_s))
+    _child(REQUESTS, endpoint, model, provider, str(status)).inc()
+    _child(DURATION, endpoint, provider).observe(_amount(duration_s))
     if ttft_s is not None:
-        TTFT.labels(provider).observe(_amount(ttft_s))
+        _child(TTFT, provider).observe(_amount(ttft_s))
     if usage and isinstance(usage, dict):
         for kind, count in _usage_tokens(usage):
             if count:
-                TOKENS.labels(provider, model, kind).inc(count)
+                _child(TOKENS, provider, model, kind).inc(count)
     if cost is not None:
         dollars = _amount(cost)
         if dollars:
-            COST.labels(provider, model).inc(dollars)
+            _child(COST, provider, model).inc(dollars)
     if error_type is not None or status >= 400:
-        ERRORS.labels(endpoint, _label(error_type, "error_type")).inc()
+        _child(ERRORS, endpoint, _label(error_type, "error_type")).inc()
 
 
 def record_attempt(*, provider: str, model: str, outcome: str) -> None:
     """Record one upstream attempt. An outcome outside ATTEMPT_OUTCOMES is counted as "unknown"."""
-    ATTEMPTS.labels(_label(provider, "provider"), _label(model, "model"),
-                    outcome if outcome in ATTEMPT_OUTCOMES else UNKNOWN).inc()
+    _child(ATTEMPTS, _label(provider, "provider"), _label(model, "model"),
+           outcome if outcome in ATTEMPT_OUTCOMES else UNKNOWN).inc()
 
 
 def inflight(delta: int) -> None:

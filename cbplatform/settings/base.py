@@ -71,6 +71,14 @@ ROUTING_WEIGHT_ERRORS = env.float("ROUTING_WEIGHT_ERRORS", default=0.2, minimum=
 # Tenant-supplied upstream base URLs may point at private/loopback addresses only when this is on.
 ALLOW_PRIVATE_UPSTREAMS = env.bool("ALLOW_PRIVATE_UPSTREAMS", default=True)
 
+# --- Usage ledger and budgets ---------------------------------------------------------------------
+# Entries a dead ingester read but never acknowledged are taken over after this long.
+USAGE_CLAIM_IDLE_SECONDS = env.float("USAGE_CLAIM_IDLE_SECONDS", default=30.0, minimum=0.0)
+BUDGET_RESERVATION_TTL_SECONDS = env.float("BUDGET_RESERVATION_TTL_SECONDS", default=600.0, minimum=1.0)
+BUDGET_FAIL_OPEN = env.bool("BUDGET_FAIL_OPEN", default=False)
+BUDGET_WEBHOOK_TIMEOUT_SECONDS = env.float("BUDGET_WEBHOOK_TIMEOUT_SECONDS", default=10.0, minimum=0.5)
+BUDGET_DEFAULT_MAX_TOKENS = env.int("BUDGET_DEFAULT_MAX_TOKENS", default=4096, minimum=1)
+
 # --- Providers from the environment (global, read-only, secrets stay in the environment) -------
 ENV_PROVIDERS = env_providers(env)
 
@@ -188,6 +196,9 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
 LOG_FORMAT = env.choice("LOG_FORMAT", default="plain", choices=("plain", "json"))
+# The gateway's per-request routing decision: every request, only eventful ones (errors, failovers,
+# exclusions), or none.
+ROUTE_LOG = env.choice("ROUTE_LOG", default="eventful", choices=("all", "eventful", "off"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

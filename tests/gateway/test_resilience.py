@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 SYNC = 0.6  # a process sees another's health changes within one cache tick (0.25 s); allow a margin
 SERVER_ENV = {"CIRCUIT_FAILURE_THRESHOLD": "3", "CIRCUIT_MIN_REQUESTS": "1000", "CIRCUIT_COOLDOWN_SECONDS": "1",
-              "REQUEST_TIMEOUT_SECONDS": "3", "RETRY_BACKOFF_BASE_SECONDS": "0.01"}
+              "REQUEST_TIMEOUT_SECONDS": "3", "RETRY_BACKOFF_BASE_SECONDS": "0.01", "ROUTE_LOG": "all"}
 
 
 @pytest.fixture(scope="module")

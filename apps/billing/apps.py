@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class BillingConfig(AppConfig):
+    name = "apps.billing"
+    label = "billing"
+
+    def ready(self):
+        from apps.core.config_version import track
+
+        from .models import Budget
+
+        track(Budget)

@@ -1,0 +1,114 @@
+"""Moving usage entries from the Redis stream into the Postgres ledger, in batches, idempotently.
+
+A consumer group tracks what each worker read; an entry is acknowledged (and deleted) only after its
+batch committed. Entries a dead worker read but never acknowledged are claimed again after a while, so
+killing a worker mid-batch loses nothing, and inserting twice is harmless (unique request id).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import orjson
+from celery import shared_task
+from django.conf import settings
+from django.db import transaction
+
+from apps.core import redis as cb_redis
+
+from .ledger import STREAM
+
+logger = logging.getLogger(__name__)
+
+GROUP = "ledger"
+BATCH = 500
+
+
+def _consumer() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _record(entry: dict):
+    from .models import UsageRecord
+
+    return UsageRecord(
+        request_id=entry["request_id"][:64],
+        created_at=datetime.fromtimestamp(float(entry["created_at"]), UTC),
+        tenant_id=entry.get("tenant_id"), api_key_id=entry.get("api_key_id"),
+        user_label=(entry.get("user_label") or "")[:200], project_label=(entry.get("project_label") or "")[:200],
+        workflow_id=(entry.get("workflow_id") or "")[:64], agent_id=(entry.get("agent_id") or "")[:64],
+        endpoint=entry.get("endpoint", "")[:32], provider=(entry.get("provider") or "")[:64],
+        deployment=(entry.get("deployment") or "")[:128],
+        model_requested=(entry.get("model_requested") or "")[:256],
+        model_served=(entry.get("model_served") or "")[:256],
+        strategy=(entry.get("strategy") or "")[:32], attempts=int(entry.get("attempts") or 0),
+        prompt_tokens=int(entry.get("prompt_tokens") or 0),
+        completion_tokens=int(entry.get("completion_tokens") or 0),
+        cached_tokens=int(entry.get("cached_tokens") or 0),
+        cache_write_tokens=int(entry.get("cache_write_tokens") or 0),
+        reasoning_tokens=int(entry.get("reasoning_tokens") or 0), cost=Decimal(str(entry.get("cost") or "0")),
+        latency_ms=float(entry.get("latency_ms") or 0), ttft_ms=entry.get("ttft_ms"),
+        status=int(entry.get("status") or 0), error_type=(entry.get("error_type") or "")[:64],
+        streamed=bool(entry.get("streamed")), usage_estimated=bool(entry.get("usage_estimated")),
+    )
+
+
+def ingest_entries(payloads: list[bytes]) -> int:
+    """Insert entries (JSON) into the ledger; duplicates by request id are ignored. Returns rows offered."""
+    from .models import UsageRecord
+
+    records = []
+    for payload in payloads:
+        try:
+            records.append(_record(orjson.loads(payload)))
+        except (ValueError, KeyError, TypeError) as exc:
+            logger.error("malformed usage entry skipped (%s): %r", type(exc).__name__, payload[:500])
+    with transaction.atomic():
+        UsageRecord.objects.bulk_create(records, ignore_conflicts=True, batch_size=BATCH)
+    return len(records)
+
+
+def _ensure_group(client) -> None:
+    try:
+        client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+    except Exception as exc:  # BUSYGROUP: it exists
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def ingest_once(*, batch: int = BATCH) -> int:
+    """One batch: take over stale entries of dead consumers, else read new ones; commit, then acknowledge."""
+    client = cb_redis.sync_client()
+    _ensure_group(client)
+    consumer = _consumer()
+    idle_ms = int(settings.USAGE_CLAIM_IDLE_SECONDS * 1000)
+    _, claimed, _ = client.xautoclaim(STREAM, GROUP, consumer, min_idle_time=idle_ms, start_id="0-0", count=batch)
+    entries = claimed or []
+    if not entries:
+        response = client.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=batch)
+        entries = response[0][1] if response else []
+    entries = [(entry_id, fields) for entry_id, fields in entries if fields]  # claimed ids may be deleted ones
+    if not entries:
+        return 0
+    ingest_entries([fields[b"e"] for _, fields in entries if b"e" in fields])
+    ids = [entry_id for entry_id, _ in entries]
+    client.xack(STREAM, GROUP, *ids)
+    client.xdel(STREAM, *ids)
+    return len(ids)
+
+
+@shared_task(name="billing.ingest_usage", ignore_result=True, autoretry_for=(Exception,), retry_backoff=True,
+             max_retries=None)
+def ingest_usage(max_batches: int = 20) -> int:
+    """Drain the usage stream (bounded per run; beat runs this every second)."""
+    total = 0
+    for _ in range(max_batches):
+        moved = ingest_once()
+        total += moved
+        if moved == 0:
+            break
+    return total

@@ -1,0 +1,63 @@
+"""Reads of budgets, alerts and the usage ledger. Tenant-scoped where a caller acts for a tenant."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import Q, QuerySet, Sum
+
+from .budget_counters import BudgetSpec, period_bounds, spec_from_budget
+from .models import Budget, BudgetAlert, UsageRecord
+
+ZERO = Decimal(0)
+
+
+def budget_list(*, tenant) -> QuerySet[Budget]:
+    return Budget.objects.filter(tenant=tenant).select_related("api_key")
+
+
+def budget_ledger_filter(budget: Budget) -> Q:
+    """The ledger rows a budget counts: its tenant, and every narrowing it sets."""
+    condition = Q(tenant_id=budget.tenant_id)
+    if budget.api_key_id:
+        condition &= Q(api_key_id=budget.api_key_id)
+    if budget.user_label:
+        condition &= Q(user_label=budget.user_label)
+    if budget.project_label:
+        condition &= Q(project_label=budget.project_label)
+    if budget.model:
+        # The model that served it; a request that failed before any served is counted by the one asked for.
+        condition &= Q(model_served=budget.model) | Q(model_served="", model_requested=budget.model)
+    return condition
+
+
+def budget_spent(budget_id: int, period_start: datetime, *, budget: Budget | None = None) -> Decimal:
+    """USD the ledger holds for the budget's scope (and model) in the period that starts at `period_start`.
+    A budget that no longer exists has spent nothing."""
+    if budget is None:
+        budget = Budget.objects.filter(pk=budget_id).first()
+        if budget is None:
+            return ZERO
+    start, end = period_bounds(budget.period, period_start)
+    rows = UsageRecord.objects.filter(budget_ledger_filter(budget))
+    if budget.period != Budget.Period.TOTAL:
+        rows = rows.filter(created_at__gte=start, created_at__lt=end)
+    total = rows.aggregate(total=Sum("cost"))["total"]
+    return total if total is not None else ZERO
+
+
+def budget_current_alerts(budget: Budget, period_start: datetime) -> list[BudgetAlert]:
+    return list(BudgetAlert.objects.filter(budget=budget, period_start=period_start).order_by("threshold"))
+
+
+def budget_specs_by_tenant() -> dict[int, list[BudgetSpec]]:
+    """Every enabled budget as plain data, by tenant: what the gateway's snapshot holds."""
+    out: dict[int, list[BudgetSpec]] = {}
+    for budget in Budget.objects.filter(enabled=True).order_by("tenant_id", "id"):
+        out.setdefault(budget.tenant_id, []).append(spec_from_budget(budget))
+    return out
+
+
+def alert_for_webhook(alert_id: int) -> BudgetAlert | None:
+    return BudgetAlert.objects.select_related("budget").filter(pk=alert_id).first()
