@@ -25,6 +25,7 @@ def embedded():
     with tempfile.TemporaryDirectory() as var:
         server = ServerProcess(settings_module="cbplatform.settings.local",
                                env={"DATABASE_URL": "", "REDIS_URL": "", "CB_VAR_DIR": var}).start(timeout=90)
+        server.var_dir = var
         yield server
         server.stop()
 
@@ -74,3 +75,17 @@ def test_embedded_default_health(embedded):
 
     report = httpx.get(f"{embedded.url}/health", timeout=10).json()
     assert report["status"] == "healthy" and report["embedded"] is True and "redis" not in report["checks"]
+
+
+def test_embedded_default_writes_the_usage_ledger_in_process(embedded):
+    import sqlite3
+
+    import httpx
+
+    response = httpx.post(f"{embedded.url}/v1/chat/completions", timeout=10,
+                          json={"model": "auto", "messages": [{"role": "user", "content": "count me"}]})
+    request_id = response.headers["x-cb-request-id"]
+    with sqlite3.connect(f"{embedded.var_dir}/cbplatform.sqlite3") as db:
+        row = db.execute("SELECT model_served, status, prompt_tokens, completion_tokens FROM billing_usagerecord "
+                         "WHERE request_id = ?", (request_id,)).fetchone()
+    assert row is not None and row[0] == "simulated-echo" and row[1] == 200 and row[2] > 0 and row[3] > 0
