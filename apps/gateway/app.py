@@ -20,6 +20,7 @@ import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from apps.billing.budget_counters import Refusal, applicable, budget_counters_for_settings, record_alerts
 from apps.billing.ledger import LedgerWriter
 from apps.core import config_version
 from apps.core import redis as cb_redis
@@ -27,7 +28,7 @@ from apps.providers.adapters import registry
 from apps.providers.adapters.base import ChunkFactory, Target, UpstreamError
 
 from . import metrics, schema
-from .costs import cost_of
+from .costs import cost_of, worst_case_cost
 from .dispatch import Route, candidates_for, routing_options
 from .errors import GatewayError, NotFound
 from .health import HealthStore, health_store_for_settings
@@ -96,6 +97,8 @@ class GatewayApp:
         self.health = HealthView(self.health_store)
         self.limiter = rate_limiter_for_settings(self._redis)
         self.ledger = LedgerWriter(self._redis)
+        self.budgets = budget_counters_for_settings(self._redis)
+        self._background: set[asyncio.Task] = set()
         metrics.set_circuit_source(self.circuit_rows)
         await self.reload()
         loop = asyncio.get_running_loop()
@@ -269,6 +272,7 @@ class GatewayApp:
         route.usage = usage
         cost = cost_of(route.chosen.model, usage) if route.chosen and usage else 0
         await self.ledger.append(route.usage_entry(status, usage, estimated, cost))
+        await self._settle_budget(route, usage)
         if route.rate is not None:
             limits, estimate, lease = route.rate
             if usage:
@@ -278,6 +282,50 @@ class GatewayApp:
                 await self.limiter.settle(limits, estimated_tokens=estimate, actual_tokens=0, lease=lease)
             else:
                 await self.limiter.release(limits, lease)
+
+    async def _reserve_budget(self, route: Route, snapshot: Snapshot, body: dict, options, ordered):
+        """Reserve the request's worst-case cost against every budget it counts against (block budgets refuse
+        with 429 budget_exceeded); a downgrade budget past its threshold reorders to the cheapest candidate.
+        Returns the body to send (with an output cap when the client set none: the reservation must bound the
+        cost) and the candidates in the order to try."""
+        specs = snapshot.budgets.get(route.tenant_id) if route.tenant_id is not None else None
+        if not specs:
+            return body, ordered
+        key = route.key
+        specs = applicable(specs, key_id=key.id if key else None,
+                           user_label=options.budget_user_id or body.get("user") or (key.user_label if key else ""),
+                           project_label=options.budget_project_id or (key.project_label if key else ""),
+                           model={options.model, *(c.model.model_id for c in ordered)})
+        if not specs:
+            return body, ordered
+        cap = body.get("max_completion_tokens") or body.get("max_tokens")
+        if cap is None:
+            cap = min(settings.BUDGET_DEFAULT_MAX_TOKENS,
+                      min((c.model.max_output_tokens for c in ordered if c.model.max_output_tokens), default=0)
+                      or settings.BUDGET_DEFAULT_MAX_TOKENS)
+            body = {**body, "max_completion_tokens": cap}
+        reachable = ordered[:settings.MAX_UPSTREAM_ATTEMPTS]
+        worst = max(worst_case_cost(body, c.model, cap) for c in reachable)
+        outcome = await self.budgets.reserve(specs, amount=worst, request_id=route.request_id)
+        if isinstance(outcome, Refusal):
+            raise GatewayError(**outcome.error_fields())
+        route.reservation = outcome
+        if outcome.downgrade_wanted:
+            ordered = sorted(ordered, key=lambda c: worst_case_cost(body, c.model, cap))
+        return body, ordered
+
+    async def _settle_budget(self, route: Route, usage: dict | None) -> None:
+        reservation, route.reservation = route.reservation, None
+        if reservation is None:
+            return
+        if route.chosen is None or not usage:
+            await self.budgets.release(reservation)
+            return
+        settlement = await self.budgets.settle(reservation, actual=cost_of(route.chosen.model, usage))
+        if settlement.alerts:  # rows, logs and webhooks, off the response path
+            task = asyncio.get_running_loop().create_task(record_alerts(settlement.alerts))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     async def _admit(self, route: Route, respond: Responder, body: dict) -> None:
         """Rate limits per key, tenant and globally (RATE_LIMIT_*); nothing to do when none is configured."""
@@ -413,6 +461,7 @@ class GatewayApp:
         body, options = routing_options(snapshot, tenant_id, body)
         candidates, tiers = candidates_for(snapshot, tenant_id, options, mode="chat")
         ordered = await route.plan(body, options, candidates, tiers, snapshot)
+        body, ordered = await self._reserve_budget(route, snapshot, body, options, ordered)
         if stream:
             return await self._chat_stream(call, body, ordered)
 

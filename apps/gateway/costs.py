@@ -26,3 +26,14 @@ def cost_of(model: ModelInfo, usage: dict | None) -> Decimal:
     write_price = model.cache_write_price if model.cache_write_price is not None else model.input_price
     return ((prompt - cached - written) * model.input_price + cached * cached_price + written * write_price
             + completion * model.output_price)
+
+
+def worst_case_cost(body: dict, model: ModelInfo, max_output: int) -> Decimal:
+    """The most this request can cost on `model`: every prompt token at list price (10 % margin for
+    tokenizers we only estimate) plus the whole output allowance."""
+    from . import tokens
+
+    prompt = tokens.estimate_prompt_tokens(body, model)
+    if tokens.exact_encoding(model) is None:
+        prompt = int(prompt * 1.1) + 1
+    return prompt * model.input_price + max_output * model.output_price

@@ -155,6 +155,7 @@ class Route:
     streamed_text: list = field(default_factory=list)  # content relayed so far, to count when usage is missing
     rate: tuple | None = None  # (limits, estimated tokens, lease) while a rate-limit admission is open
     finalized: bool = False
+    reservation: object = None  # the budget reservation (apps.billing.budget_counters.Reservation)
     workflow_id: str = ""
     agent_id: str = ""
 

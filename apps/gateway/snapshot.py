@@ -119,6 +119,7 @@ class Snapshot:
     models: list[ModelInfo]
     virtual_models: dict[tuple[int | None, str], VirtualModelInfo] = field(default_factory=dict)
     routes: dict[int | None, dict[str, dict]] = field(default_factory=dict)  # model_specific tables
+    budgets: dict[int, list] = field(default_factory=dict)  # tenant id -> BudgetSpecs (apps.billing)
     _by_name: dict[str, list[ModelInfo]] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -148,6 +149,7 @@ def build_snapshot(version) -> Snapshot:
     from django.conf import settings
     from django.db import close_old_connections
 
+    from apps.billing.selectors import budget_specs_by_tenant
     from apps.core.crypto import DecryptionError
     from apps.providers.models import ModelEntry, ModelRoute, Provider, ProviderCredential, Source, VirtualModel
     from apps.tenants.models import ApiKey, Tenant
@@ -194,6 +196,7 @@ def build_snapshot(version) -> Snapshot:
         routes: dict[int | None, dict[str, dict]] = {}
         for route in ModelRoute.objects.filter(enabled=True):
             routes.setdefault(route.tenant_id, {})[route.model] = route.as_route()
+        budgets = budget_specs_by_tenant()
     finally:
         close_old_connections()
-    return Snapshot(version, tenants, keys, providers, models, virtual_models, routes)
+    return Snapshot(version, tenants, keys, providers, models, virtual_models, routes, budgets)
