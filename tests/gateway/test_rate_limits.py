@@ -78,7 +78,8 @@ def test_tokens_per_minute(key):
 def test_no_limits_configured_means_no_headers(key):
     server = ServerProcess().start()
     try:
-        response = httpx.post(f"{server.url}/v1/chat/completions", timeout=30, headers={"Authorization": f"Bearer {key}"},
+        response = httpx.post(f"{server.url}/v1/chat/completions", timeout=30,
+                              headers={"Authorization": f"Bearer {key}"},
                               json={"model": "simulated-echo", "messages": [{"role": "user", "content": "hi"}]})
         assert response.status_code == 200 and "x-ratelimit-limit-requests" not in response.headers
     finally:
