@@ -163,13 +163,13 @@ class GatewayApp:
         snapshot = self.snapshot
         if snapshot is None or self.health_store is None:
             return []
+        slugs = {str(p.id): p.slug for p in snapshot.providers}
         ids: dict[str, tuple[str, str]] = {}
-        for provider in snapshot.providers:
-            models = [m for m in snapshot.models if (m.provider_id == provider.id if m.provider_id is not None
-                                                      else m.provider_type == provider.type)]
-            for credential_id, _ in provider.keys or [(None, None)]:
-                for model in models:
-                    ids[f"{provider.id}:{credential_id or 0}:{model.model_id}"] = (provider.slug, model.model_id)
+        for deployment in await self.health_store.known():  # only deployments that have health data
+            provider_id, _, rest = deployment.partition(":")
+            model_id = rest.partition(":")[2]
+            if provider_id in slugs and model_id:
+                ids[deployment] = (slugs[provider_id], model_id)
         stats = await self.health_store.stats(list(ids))
         return [(dep, *ids[dep], s.circuit) for dep, s in stats.items()
                 if s.requests or s.circuit != "closed" or s.latency_ms is not None]

@@ -216,6 +216,10 @@ class HealthStore:
                              rate_limited: bool = False, latency_ms: float | None = None) -> None:
         raise NotImplementedError
 
+    async def known(self) -> list[str]:
+        """Deployments that have health data (for /metrics and /health, not the request path)."""
+        return []
+
     async def record_successes(self, samples: list[tuple[str, float, float | None]]) -> None:
         """Several successes (deployment, latency_ms, ttft_ms) at once; stores may batch them."""
         for deployment_id, latency_ms, ttft_ms in samples:
@@ -415,6 +419,16 @@ class RedisHealthStore(HealthStore):
     async def record_success(self, deployment_id: str, *, latency_ms: float, ttft_ms: float | None = None) -> None:
         await self._record_outcome(deployment_id, "s", latency_ms, ttft_ms, 0)
 
+    async def known(self) -> list[str]:
+        if self._skip():
+            return []
+        try:
+            return [key.decode()[len(self.prefix):] if isinstance(key, bytes) else key[len(self.prefix):]
+                    async for key in self.redis.scan_iter(match=self.prefix + "*", count=1000)]
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._failed("scan", exc)
+            return []
+
     async def record_successes(self, samples: list[tuple[str, float, float | None]]) -> None:
         """One pipeline for many successes: the gateway flushes them in the background, off the request path."""
         if not samples or self._skip():
@@ -462,6 +476,9 @@ class LocalHealthStore(HealthStore):
         self.config = config or BreakerConfig()
         self._entries: dict[str, _Entry] = {}
         self._writes = 0
+
+    async def known(self) -> list[str]:
+        return list(self._entries)
 
     def _entry(self, deployment_id: str, now: float) -> _Entry:
         entry = self._entries.get(deployment_id)
