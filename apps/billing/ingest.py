@@ -69,7 +69,26 @@ def ingest_entries(payloads: list[bytes]) -> int:
             logger.error("malformed usage entry skipped (%s): %r", type(exc).__name__, payload[:500])
     with transaction.atomic():
         UsageRecord.objects.bulk_create(records, ignore_conflicts=True, batch_size=BATCH)
+        _touch_keys(records)
     return len(records)
+
+
+def _touch_keys(records) -> None:
+    """API keys' last_used_at from the ledger (the gateway never writes the database). A queryset update on
+    purpose: it does not bump the configuration version, so gateways do not reload for it."""
+    from django.db.models import Q
+
+    from apps.tenants.models import ApiKey
+
+    latest: dict[int, datetime] = {}
+    for record in records:
+        if record.api_key_id:
+            current = latest.get(record.api_key_id)
+            if current is None or record.created_at > current:
+                latest[record.api_key_id] = record.created_at
+    for key_id, when in latest.items():
+        ApiKey.objects.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=when), pk=key_id).update(
+            last_used_at=when)
 
 
 def _ensure_group(client) -> None:

@@ -128,6 +128,8 @@ def test_every_request_is_recorded_with_exact_cost(setup, tmp_path):
         assert rows[ids[4]].status == 401 and rows[ids[4]].tenant_id is None
         assert (rows[ids[5]].user_label, rows[ids[5]].project_label) == ("carol", "gemini")
         assert UsageRecord.objects.filter(request_id__in=ids).count() == 6  # once each
+        setup["key"].refresh_from_db()
+        assert setup["key"].last_used_at is not None  # kept by the ingester, not the hot path
     finally:
         worker.stop()
         server.stop()
