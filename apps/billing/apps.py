@@ -8,6 +8,6 @@ class BillingConfig(AppConfig):
     def ready(self):
         from apps.core.config_version import track
 
-        from .models import Budget
+        from .models import Budget, CostRule
 
-        track(Budget)
+        track(Budget, CostRule)

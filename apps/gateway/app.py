@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import hashlib
 import logging
@@ -20,6 +21,7 @@ import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from apps.billing import rules
 from apps.billing.budget_counters import Refusal, applicable, budget_counters_for_settings, record_alerts
 from apps.billing.ledger import LedgerWriter
 from apps.core import config_version
@@ -34,9 +36,10 @@ from .errors import GatewayError, NotFound
 from .health import HealthStore, health_store_for_settings
 from .health_view import REFRESH_SECONDS, HealthView
 from .http import SSE_DONE, ClientGone, Responder, header, read_body, sse_event
-from .limits import limits_for, rate_limiter_for_settings
+from .limits import Limit, limits_for, rate_limiter_for_settings
 from .resolve import Candidate, reachable_models, resolve
 from .snapshot import VIRTUAL_MODELS, KeyInfo, Snapshot, build_snapshot
+from .tokens import LazyPromptTokens
 from .upstream import Upstream
 
 logger = logging.getLogger("apps.gateway")
@@ -273,8 +276,9 @@ class GatewayApp:
         cost = cost_of(route.chosen.model, usage) if route.chosen and usage else 0
         await self.ledger.append(route.usage_entry(status, usage, estimated, cost))
         await self._settle_budget(route, usage)
-        if route.rate is not None:
-            limits, estimate, lease = route.rate
+        if route.spend_rules and cost and self._redis is not None:
+            await rules.add_spend(self._redis, route.tenant_id, route.chosen.model.model_id, cost)
+        for limits, estimate, lease in route.rates:
             if usage:
                 await self.limiter.settle(limits, estimated_tokens=estimate,
                                           actual_tokens=int(usage.get("total_tokens") or 0), lease=lease)
@@ -282,6 +286,37 @@ class GatewayApp:
                 await self.limiter.settle(limits, estimated_tokens=estimate, actual_tokens=0, lease=lease)
             else:
                 await self.limiter.release(limits, lease)
+
+    async def _apply_cost_rules(self, route: Route, snapshot: Snapshot, body: dict, options):
+        """Cost-optimisation rules (apps.billing.rules; ENABLE_COST_OPTIMIZATION): route to another model,
+        prefer providers, or rate-limit — decided on the request as sent and today's spend."""
+        specs = snapshot.cost_rules_for(route.tenant_id)
+        if not specs:
+            return options
+        needed = rules.spend_models_needed(specs, options.model)
+        route.spend_rules = any("spend_today_gt" in spec.conditions for spec in specs)
+        spend = {}
+        if needed and self._redis is not None and route.tenant_id is not None:
+            spend = await rules.spend_today_many(self._redis, route.tenant_id, needed)
+        prompt = LazyPromptTokens(body).encoded("quick")
+        effects = rules.evaluate(specs, rules.RequestFacts(
+            model=options.model, prompt_tokens=prompt, task_type=options.task_type or "general",
+            environment=settings.ENVIRONMENT, spend_today_by_model=spend))
+        if effects.model:
+            options = dataclasses.replace(options, model=effects.model)
+        if effects.prefer_providers:
+            options = dataclasses.replace(options, preferred_providers=(*effects.prefer_providers,
+                                                                        *options.preferred_providers))
+        if effects.rate_limits:
+            limits = [Limit(f"t:{route.tenant_id}:{rule['key']}", requests_per_minute=rule.get("requests_per_minute"),
+                            tokens_per_minute=rule.get("tokens_per_minute")) for rule in effects.rate_limits]
+            estimate = prompt + (body.get("max_completion_tokens") or body.get("max_tokens") or 0)
+            decision = await self.limiter.admit(limits, tokens=estimate)
+            if not decision.allowed:
+                raise GatewayError(f"A cost rule limits this model's rate: {decision.message}", status=429,
+                                   type="rate_limit_error", code="rate_limit_exceeded", headers=decision.headers())
+            route.rates.append((limits, estimate, decision.lease))
+        return options
 
     async def _reserve_budget(self, route: Route, snapshot: Snapshot, body: dict, options, ordered):
         """Reserve the request's worst-case cost against every budget it counts against (block budgets refuse
@@ -332,8 +367,6 @@ class GatewayApp:
         limits = limits_for(route.key.id if route.key else None, route.tenant_id)
         if not limits:
             return
-        from .tokens import LazyPromptTokens
-
         estimate = LazyPromptTokens(body).encoded("quick") + (body.get("max_completion_tokens")
                                                               or body.get("max_tokens") or 0)
         decision = await self.limiter.admit(limits, tokens=estimate)
@@ -343,7 +376,7 @@ class GatewayApp:
             raise GatewayError(decision.message or "Rate limit reached.", status=429, type="rate_limit_error",
                                code="rate_limit_exceeded")
         if decision.lease is not None or any(limit.tokens_per_minute for limit in limits):
-            route.rate = (limits, estimate, decision.lease)
+            route.rates.append((limits, estimate, decision.lease))
 
     def _account(self, route: Route, status: int, error_code: str | None) -> None:
         chosen = route.chosen
@@ -459,6 +492,7 @@ class GatewayApp:
         if stream and not settings.OPENAI_ENABLE_STREAMING:
             raise GatewayError("Streaming is disabled on this server.", param="stream", code="streaming_disabled")
         body, options = routing_options(snapshot, tenant_id, body)
+        options = await self._apply_cost_rules(route, snapshot, body, options)
         candidates, tiers = candidates_for(snapshot, tenant_id, options, mode="chat")
         ordered = await route.plan(body, options, candidates, tiers, snapshot)
         body, ordered = await self._reserve_budget(route, snapshot, body, options, ordered)

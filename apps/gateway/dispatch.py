@@ -153,7 +153,8 @@ class Route:
     error_code: str | None = None
     streamed: bool = False
     streamed_text: list = field(default_factory=list)  # content relayed so far, to count when usage is missing
-    rate: tuple | None = None  # (limits, estimated tokens, lease) while a rate-limit admission is open
+    rates: list = field(default_factory=list)  # open rate-limit admissions: (limits, estimated tokens, lease)
+    spend_rules: bool = False  # the tenant has rules on today's spend: count this request's cost
     finalized: bool = False
     reservation: object = None  # the budget reservation (apps.billing.budget_counters.Reservation)
     workflow_id: str = ""

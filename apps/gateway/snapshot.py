@@ -120,6 +120,7 @@ class Snapshot:
     virtual_models: dict[tuple[int | None, str], VirtualModelInfo] = field(default_factory=dict)
     routes: dict[int | None, dict[str, dict]] = field(default_factory=dict)  # model_specific tables
     budgets: dict[int, list] = field(default_factory=dict)  # tenant id -> BudgetSpecs (apps.billing)
+    cost_rules: dict[int | None, list] = field(default_factory=dict)  # tenant id (None: global only) -> RuleSpecs
     _by_name: dict[str, list[ModelInfo]] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -133,6 +134,9 @@ class Snapshot:
     def virtual_model(self, tenant_id: int | None, name: str) -> VirtualModelInfo | None:
         """The tenant's own definition first, then a global one."""
         return self.virtual_models.get((tenant_id, name)) or self.virtual_models.get((None, name))
+
+    def cost_rules_for(self, tenant_id: int | None) -> list:
+        return self.cost_rules.get(tenant_id) or self.cost_rules.get(None) or []
 
     def routes_for(self, tenant_id: int | None) -> dict[str, dict]:
         return {**self.routes.get(None, {}), **(self.routes.get(tenant_id, {}) if tenant_id is not None else {})}
@@ -149,6 +153,8 @@ def build_snapshot(version) -> Snapshot:
     from django.conf import settings
     from django.db import close_old_connections
 
+    from apps.billing.models import CostRule
+    from apps.billing.rules import active_rule_specs
     from apps.billing.selectors import budget_specs_by_tenant
     from apps.core.crypto import DecryptionError
     from apps.providers.models import ModelEntry, ModelRoute, Provider, ProviderCredential, Source, VirtualModel
@@ -197,6 +203,13 @@ def build_snapshot(version) -> Snapshot:
         for route in ModelRoute.objects.filter(enabled=True):
             routes.setdefault(route.tenant_id, {})[route.model] = route.as_route()
         budgets = budget_specs_by_tenant()
+        enabled_rules = list(CostRule.objects.filter(enabled=True).order_by("priority", "id"))
+        shared_rules = [r for r in enabled_rules if r.tenant_id is None]
+        cost_rules = {None: active_rule_specs(shared_rules)}
+        for tenant_id in {r.tenant_id for r in enabled_rules if r.tenant_id is not None}:
+            cost_rules[tenant_id] = active_rule_specs(
+                sorted(shared_rules + [r for r in enabled_rules if r.tenant_id == tenant_id],
+                       key=lambda r: (r.priority, r.id)))
     finally:
         close_old_connections()
-    return Snapshot(version, tenants, keys, providers, models, virtual_models, routes, budgets)
+    return Snapshot(version, tenants, keys, providers, models, virtual_models, routes, budgets, cost_rules)

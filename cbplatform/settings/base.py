@@ -185,9 +185,10 @@ SPECTACULAR_SETTINGS = {
 
 GRAPHENE = {"SCHEMA": "cbplatform.schema.schema"}
 
-CELERY_IMPORTS = ["apps.billing.ingest"]
+CELERY_IMPORTS = ["apps.billing.ingest", "apps.billing.rollup"]
 CELERY_BEAT_SCHEDULE = {
     "ingest-usage": {"task": "billing.ingest_usage", "schedule": 1.0},
+    "rollup-usage": {"task": "billing.rollup_usage", "schedule": 600.0},  # yesterday and today
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

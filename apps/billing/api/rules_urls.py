@@ -1,0 +1,7 @@
+from rest_framework.routers import SimpleRouter
+
+from .rules_views import CostRuleViewSet
+
+router = SimpleRouter()
+router.register("cost-rules", CostRuleViewSet, basename="cost-rule")
+urlpatterns = router.urls

@@ -1,0 +1,389 @@
+"""Cost-optimisation rules: data (CostRule rows) in, routing effects out.
+
+A rule is `conditions` (all must hold) → one `action` with `params`. Rules run in ascending `priority` (ties by
+id); a matching rule with `stop_processing` ends the run. Every rule's conditions are tested against the request
+as the client sent it, not against what an earlier rule changed, so the order of rules never changes which ones
+match (only which route wins and whether a stop cuts the run short).
+
+Conditions (unknown keys are refused):
+
+    prompt_tokens_lt: int      prompt_tokens <  n          prompt_tokens_gt: int     prompt_tokens > n
+    task_type_in: [..]         one of coding|analysis|creative|general|reasoning (a request naming no task
+                               type counts as "general")
+    model_in: [..]             the requested model id; entries may be fnmatch patterns ("gpt-4*")
+    environment_in: [..]       settings.ENVIRONMENT ("development", "production", ...)
+    spend_today_gt: USD        today's (UTC) spend of this tenant on the request's model is above this;
+    spend_model: "id"          ... or on this model instead (only together with spend_today_gt)
+    simple_prompt: true        shorthand for prompt_tokens < 200 (SIMPLE_PROMPT_MAX_TOKENS) and task type
+                               "general"; only `true` is accepted
+
+Actions:
+
+    route_to_model   {"model": "gpt-4o-mini"}            the first matching one wins
+    prefer_provider  {"providers": ["ollama", ...]}      provider slugs or types, in order; all matching rules add
+    apply_rate_limit {"requests_per_minute": n, "tokens_per_minute": m}   at least one; every matching rule adds
+                     a bucket keyed f"rule:{rule_id}:{requested_model}"
+
+`evaluate()` is pure and allocation-light: the gateway calls it per request with plain data from its snapshot
+(`rule_specs`/`active_rule_specs`) and today's spend (`spend_today_many`, one Redis round trip).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from redis.exceptions import RedisError
+
+from apps.billing.budget_counters import from_units, to_units
+
+logger = logging.getLogger("apps.billing.rules")
+
+TASK_TYPES = ("coding", "analysis", "creative", "general", "reasoning")  # as apps.gateway.route_options
+DEFAULT_TASK_TYPE = "general"
+SIMPLE_PROMPT_MAX_TOKENS = 200  # simple_prompt: prompt_tokens < this and task type general
+
+ROUTE_TO_MODEL = "route_to_model"
+PREFER_PROVIDER = "prefer_provider"
+APPLY_RATE_LIMIT = "apply_rate_limit"
+ACTIONS = (ROUTE_TO_MODEL, PREFER_PROVIDER, APPLY_RATE_LIMIT)
+
+CONDITION_KEYS = ("prompt_tokens_lt", "prompt_tokens_gt", "task_type_in", "model_in", "environment_in",
+                  "spend_today_gt", "spend_model", "simple_prompt")
+PARAM_KEYS = {
+    ROUTE_TO_MODEL: ("model",),
+    PREFER_PROVIDER: ("providers",),
+    APPLY_RATE_LIMIT: ("requests_per_minute", "tokens_per_minute"),
+}
+MAX_LIST_ITEMS = 100
+MAX_NAME_LENGTH = 200
+MAX_TOKENS = 10_000_000
+MAX_PER_MINUTE = 10_000_000
+MAX_SPEND = Decimal("9000000")  # as budgets: exact in nano-dollar counters
+
+
+# ---- validation -----------------------------------------------------------------------------------------
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _names(value, key: str, problems: list[str], *, allowed: Iterable[str] | None = None) -> None:
+    if not isinstance(value, list) or not value:
+        problems.append(f"{key}: must be a non-empty list of strings.")
+        return
+    if len(value) > MAX_LIST_ITEMS:
+        problems.append(f"{key}: at most {MAX_LIST_ITEMS} entries.")
+        return
+    for item in value:
+        if not isinstance(item, str) or not item.strip() or len(item) > MAX_NAME_LENGTH:
+            problems.append(f"{key}: every entry must be a non-empty string of at most {MAX_NAME_LENGTH} "
+                            "characters.")
+            return
+    if allowed is not None:
+        unknown = sorted(set(value) - set(allowed))
+        if unknown:
+            problems.append(f"{key}: unknown value(s) {', '.join(unknown)}; choose from {', '.join(allowed)}.")
+
+
+def _usd(value) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    if not amount.is_finite() or amount < 0 or amount > MAX_SPEND:
+        return None
+    return amount
+
+
+def _condition_problems(conditions) -> list[str]:
+    if not isinstance(conditions, dict):
+        return ["Must be a JSON object."]
+    problems = [f"{key}: unknown condition; known: {', '.join(CONDITION_KEYS)}."
+                for key in conditions if key not in CONDITION_KEYS]
+    for key in ("prompt_tokens_lt", "prompt_tokens_gt"):
+        if key in conditions:
+            value = conditions[key]
+            if not _is_int(value) or not 0 <= value <= MAX_TOKENS:
+                problems.append(f"{key}: must be an integer from 0 to {MAX_TOKENS}.")
+    lt, gt = conditions.get("prompt_tokens_lt"), conditions.get("prompt_tokens_gt")
+    if _is_int(lt) and _is_int(gt) and gt >= lt - 1:
+        problems.append("prompt_tokens_gt and prompt_tokens_lt leave no token count that matches.")
+    if "task_type_in" in conditions:
+        _names(conditions["task_type_in"], "task_type_in", problems, allowed=TASK_TYPES)
+    for key in ("model_in", "environment_in"):
+        if key in conditions:
+            _names(conditions[key], key, problems)
+    if "spend_today_gt" in conditions and _usd(conditions["spend_today_gt"]) is None:
+        problems.append(f"spend_today_gt: must be a USD amount from 0 to {MAX_SPEND}.")
+    if "spend_model" in conditions:
+        value = conditions["spend_model"]
+        if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME_LENGTH:
+            problems.append("spend_model: must be a model id.")
+        elif "spend_today_gt" not in conditions:
+            problems.append("spend_model: only meaningful together with spend_today_gt.")
+    if "simple_prompt" in conditions and conditions["simple_prompt"] is not True:
+        problems.append("simple_prompt: only true is accepted (leave it out otherwise).")
+    return problems
+
+
+def _param_problems(action: str, params) -> list[str]:
+    if not isinstance(params, dict):
+        return ["Must be a JSON object."]
+    if action not in PARAM_KEYS:
+        return []  # the action's own error says it
+    known = PARAM_KEYS[action]
+    problems = [f"{key}: unknown parameter for {action}; known: {', '.join(known)}."
+                for key in params if key not in known]
+    if action == ROUTE_TO_MODEL:
+        model = params.get("model")
+        if not isinstance(model, str) or not model.strip() or len(model) > MAX_NAME_LENGTH:
+            problems.append("model: required, the model id to route to.")
+    elif action == PREFER_PROVIDER:
+        _names(params.get("providers"), "providers", problems)
+    else:
+        given = [key for key in known if key in params]
+        if not given:
+            problems.append("Give requests_per_minute and/or tokens_per_minute.")
+        for key in given:
+            value = params[key]
+            if not _is_int(value) or not 1 <= value <= MAX_PER_MINUTE:
+                problems.append(f"{key}: must be an integer from 1 to {MAX_PER_MINUTE}.")
+    return problems
+
+
+def validate_rule(conditions: dict, action: str, params: dict) -> None:
+    """Raise a ValidationError keyed by field (`conditions`, `action`, `params`) naming every problem."""
+    errors: dict[str, list[str]] = {}
+    if action not in ACTIONS:
+        errors["action"] = [f"Unknown action {action!r}; choose from {', '.join(ACTIONS)}."]
+    for name, problems in (("conditions", _condition_problems(conditions)), ("params", _param_problems(action,
+                                                                                                        params))):
+        if problems:
+            errors[name] = problems
+    if errors:
+        raise ValidationError(errors)
+
+
+# ---- compiled rules and evaluation ----------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class RuleSpec:
+    id: int
+    name: str
+    priority: int
+    conditions: dict
+    action: str
+    params: dict
+    stop: bool
+    tenant_id: int | None = None  # None: a global rule
+
+    def spend_model(self, requested_model: str) -> str | None:
+        if "spend_today_gt" not in self.conditions:
+            return None
+        return self.conditions.get("spend_model") or requested_model
+
+
+def rule_specs(rules: Iterable) -> list[RuleSpec]:
+    """CostRule instances (or anything with their attributes) → enabled, valid specs in evaluation order.
+
+    A row that fails validation (edited around the admin/API) is skipped with a warning rather than taking
+    the gateway's snapshot down."""
+    specs = []
+    for rule in rules:
+        if not rule.enabled:
+            continue
+        try:
+            validate_rule(rule.conditions, rule.action, rule.params)
+        except ValidationError as exc:
+            logger.warning("cost rule %s skipped: invalid (%s)", rule.pk, "; ".join(exc.messages))
+            continue
+        conditions = dict(rule.conditions)
+        if "spend_today_gt" in conditions:
+            conditions["spend_today_gt"] = _usd(conditions["spend_today_gt"])
+        specs.append(RuleSpec(id=rule.pk, name=rule.name, priority=rule.priority, conditions=conditions,
+                              action=rule.action, params=dict(rule.params), stop=rule.stop_processing,
+                              tenant_id=rule.tenant_id))
+    specs.sort(key=lambda spec: (spec.priority, spec.id))
+    return specs
+
+
+def active_rule_specs(rules: Iterable) -> list[RuleSpec]:
+    """`rule_specs`, or none at all while settings.ENABLE_COST_OPTIMIZATION is off."""
+    if not getattr(settings, "ENABLE_COST_OPTIMIZATION", False):
+        return []
+    return rule_specs(rules)
+
+
+@dataclass(slots=True)
+class RequestFacts:
+    model: str  # the model id the client asked for
+    prompt_tokens: int
+    task_type: str  # DEFAULT_TASK_TYPE when the request names none
+    environment: str
+    spend_today_by_model: Mapping[str, Decimal] = field(default_factory=dict)  # USD today per model id
+
+
+@dataclass(slots=True)
+class RuleEffects:
+    model: str | None = None  # route_to_model
+    prefer_providers: list[str] = field(default_factory=list)
+    rate_limits: list[dict] = field(default_factory=list)
+    matched: list[int] = field(default_factory=list)
+
+
+def spend_models_needed(rules: Iterable[RuleSpec], requested_model: str) -> set[str]:
+    """The model ids whose spend today the rules may look at for this request (fetch only these)."""
+    return {name for spec in rules if (name := spec.spend_model(requested_model))}
+
+
+def _matches(conditions: dict, facts: RequestFacts) -> bool:
+    tokens = facts.prompt_tokens
+    task_type = facts.task_type or DEFAULT_TASK_TYPE
+    if "prompt_tokens_lt" in conditions and not tokens < conditions["prompt_tokens_lt"]:
+        return False
+    if "prompt_tokens_gt" in conditions and not tokens > conditions["prompt_tokens_gt"]:
+        return False
+    if conditions.get("simple_prompt") and not (tokens < SIMPLE_PROMPT_MAX_TOKENS and task_type == "general"):
+        return False
+    if "task_type_in" in conditions and task_type not in conditions["task_type_in"]:
+        return False
+    if "environment_in" in conditions and facts.environment not in conditions["environment_in"]:
+        return False
+    if "model_in" in conditions and not any(
+        pattern == facts.model or fnmatch.fnmatchcase(facts.model, pattern) for pattern in conditions["model_in"]
+    ):
+        return False
+    if "spend_today_gt" in conditions:
+        spent = facts.spend_today_by_model.get(conditions.get("spend_model") or facts.model, Decimal(0))
+        if not spent > conditions["spend_today_gt"]:
+            return False
+    return True
+
+
+def evaluate(rules: list[RuleSpec], facts: RequestFacts) -> RuleEffects:
+    effects = RuleEffects()
+    for spec in rules:
+        if not _matches(spec.conditions, facts):
+            continue
+        effects.matched.append(spec.id)
+        if spec.action == ROUTE_TO_MODEL:
+            if effects.model is None:
+                effects.model = spec.params["model"]
+        elif spec.action == PREFER_PROVIDER:
+            for provider in spec.params["providers"]:
+                if provider not in effects.prefer_providers:
+                    effects.prefer_providers.append(provider)
+        else:
+            effects.rate_limits.append({"key": f"rule:{spec.id}:{facts.model}",
+                                        "requests_per_minute": spec.params.get("requests_per_minute"),
+                                        "tokens_per_minute": spec.params.get("tokens_per_minute")})
+        if spec.stop:
+            break
+    return effects
+
+
+# ---- today's spend per tenant and model (Redis) ---------------------------------------------------------
+
+SPEND_KEY_PREFIX = "cb:spend:day:"
+SPEND_KEY_TTL_SECONDS = 2 * 86400
+_REDIS_ERRORS = (RedisError, OSError, TimeoutError)
+REDIS_BACKOFF_SECONDS = 1.0  # after a Redis error, this client is not even tried for this long (as the health store)
+_DOWN_UNTIL = "_cb_spend_down_until"
+
+
+def _redis_down(redis) -> bool:
+    return getattr(redis, _DOWN_UNTIL, 0.0) > time.monotonic()
+
+
+def _redis_failed(redis, exc: BaseException, what: str) -> None:
+    setattr(redis, _DOWN_UNTIL, time.monotonic() + REDIS_BACKOFF_SECONDS)
+    logger.warning("spend counter: Redis failed (%s); %s for %.0fs", type(exc).__name__, what,
+                   REDIS_BACKOFF_SECONDS)
+
+
+def spend_key(tenant_id: int, model: str, now: datetime | None = None) -> str:
+    day = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%d")
+    return f"{SPEND_KEY_PREFIX}{day}:{tenant_id}:{model}"
+
+
+async def add_spend(redis, tenant_id: int, model: str, amount: Decimal, *, now: datetime | None = None) -> bool:
+    """Count `amount` USD (settled cost, ≥ 0) against today's (UTC) counter. False when Redis failed: the
+    counter then under-counts, which only delays spend rules; it never fails the request."""
+    units = to_units(amount)
+    if units < 0:
+        raise ValueError("spend cannot be negative")
+    if units == 0:
+        return True
+    if _redis_down(redis):
+        return False
+    key = spend_key(tenant_id, model, now)
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.incrby(key, units)
+            pipe.expire(key, SPEND_KEY_TTL_SECONDS)
+            await pipe.execute()
+    except _REDIS_ERRORS as exc:
+        _redis_failed(redis, exc, "spend not counted")
+        return False
+    return True
+
+
+async def spend_today_many(redis, tenant_id: int, models: Iterable[str], *,
+                           now: datetime | None = None) -> dict[str, Decimal]:
+    """Today's spend per model in one round trip; zero for unknown models and while Redis fails."""
+    names = list(dict.fromkeys(models))
+    if not names:
+        return {}
+    values = [None] * len(names)
+    if not _redis_down(redis):
+        try:
+            values = await redis.mget([spend_key(tenant_id, name, now) for name in names])
+        except _REDIS_ERRORS as exc:
+            _redis_failed(redis, exc, "spend rules see zero")
+    return {name: from_units(value) if value is not None else Decimal(0) for name, value in zip(names, values,
+                                                                                                  strict=True)}
+
+
+async def spend_today(redis, tenant_id: int, model: str, *, now: datetime | None = None) -> Decimal:
+    return (await spend_today_many(redis, tenant_id, [model], now=now))[model]
+
+
+# ---- reads and writes for the API (tenant-scoped) -------------------------------------------------------
+
+def cost_rule_list(*, tenant):
+    """The global rules and the tenant's own; another tenant's are invisible."""
+    from django.db.models import Q
+
+    from apps.billing.models import CostRule
+
+    return CostRule.objects.filter(Q(tenant__isnull=True) | Q(tenant=tenant)).select_related("tenant")
+
+
+def cost_rule_save(*, tenant, rule):
+    """Create or update the tenant's own rule; global rules are staff's (admin)."""
+    from django.core.exceptions import PermissionDenied
+
+    if rule.pk is not None and rule.tenant_id != tenant.id:
+        raise PermissionDenied("Global cost rules are managed by staff.")
+    rule.tenant = tenant
+    rule.full_clean()
+    rule.save()
+    return rule
+
+
+def cost_rule_delete(*, tenant, rule) -> None:
+    from django.core.exceptions import PermissionDenied
+
+    if rule.tenant_id != tenant.id:
+        raise PermissionDenied("Global cost rules are managed by staff.")
+    rule.delete()

@@ -1,0 +1,26 @@
+"""Read-only admin for the usage ledger: it is append-only, so nothing may be added, changed or deleted here."""
+
+from django.contrib import admin
+
+from .models import UsageRecord
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(admin.ModelAdmin):
+    list_display = ["request_id", "created_at", "tenant", "api_key", "model_served", "provider", "status", "cost",
+                    "prompt_tokens", "completion_tokens", "latency_ms", "streamed"]
+    list_filter = ["tenant", "api_key", "model_served", "provider", "status"]
+    date_hierarchy = "created_at"
+    search_fields = ["request_id", "model_requested", "model_served", "user_label", "project_label"]
+    list_select_related = ["tenant", "api_key"]
+    show_full_result_count = False  # an exact COUNT(*) of a large ledger on every page is slow
+    readonly_fields = [field.name for field in UsageRecord._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
