@@ -346,7 +346,13 @@ class GatewayApp:
             raise GatewayError(**outcome.error_fields())
         route.reservation = outcome
         if outcome.downgrade_wanted:
-            ordered = sorted(ordered, key=lambda c: worst_case_cost(body, c.model, cap))
+            # Past a downgrade budget's threshold: the cheapest model the tenant can reach that still meets the
+            # request's needs (the plan drops the incapable), not just the cheapest deployment of this one.
+            cheap = dataclasses.replace(options, model="auto", strategy="cost_optimized", models=(),
+                                        fallback_models=())
+            candidates, tiers = candidates_for(snapshot, route.tenant_id, cheap, mode="chat")
+            ordered = await route.plan(body, cheap, candidates, [0] * len(tiers), snapshot)
+            route.strategy = "cost_optimized (budget downgrade)"
         return body, ordered
 
     async def _settle_budget(self, route: Route, usage: dict | None) -> None:

@@ -94,3 +94,26 @@ def test_no_budget_means_no_cap_and_no_redis_work(setup):
         assert "max_completion_tokens" not in setup["fake"].requests[-1]["json"]
     finally:
         server.stop()
+
+
+def test_a_downgrade_budget_routes_to_the_cheapest_capable_model(setup):
+    from apps.billing.models import Budget
+
+    committed(lambda: Budget.objects.filter(tenant=setup["tenant"]).delete())
+    committed(lambda: Budget.objects.create(tenant=setup["tenant"], limit=Decimal("100"), period="monthly",
+                                            action="downgrade", downgrade_threshold=0))
+    server = ServerProcess().start()
+    try:
+        time.sleep(1)
+        headers = {"Authorization": f"Bearer {setup['secret']}"}
+        response = httpx.post(f"{server.url}/v1/chat/completions", json=BODY, headers=headers, timeout=30)
+        assert response.status_code == 200
+        assert response.headers["x-cb-model"] != "gpt-4o"  # something cheaper served it
+        assert "downgrade" in response.headers["x-cb-route"]
+        tools = {**BODY, "tools": [{"type": "function", "function": {"name": "f"}}]}
+        with_tools = httpx.post(f"{server.url}/v1/chat/completions", json=tools, headers=headers, timeout=30)
+        assert with_tools.status_code == 200  # still a model with tools
+        assert with_tools.json()["choices"][0]["message"]["tool_calls"]
+    finally:
+        server.stop()
+        committed(lambda: Budget.objects.filter(tenant=setup["tenant"]).delete())

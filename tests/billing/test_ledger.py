@@ -156,6 +156,28 @@ def test_a_client_leaving_mid_stream_is_billed_for_what_it_consumed(setup, tmp_p
         server.stop()
 
 
+def test_a_stream_without_upstream_usage_is_counted_with_the_tokenizer(setup, tmp_path):
+    server = ServerProcess().start()
+    worker = Worker(tmp_path)
+    try:
+        response = httpx.post(f"{server.url}/v1/chat/completions", timeout=30,
+                              headers={"Authorization": f"Bearer {setup['secret']}"},
+                              json={"model": "gpt-4o", "stream": True,
+                                    "messages": [{"role": "user", "content": "count these words !no-usage"}]})
+        assert response.status_code == 200 and '"usage"' not in response.text
+        request_id = response.headers["x-cb-request-id"]
+        row = wait_for_rows([request_id])[request_id]
+        assert row.status == 200 and row.usage_estimated
+        # "[openai] You said: count these words !no-usage" in o200k_base
+        from apps.gateway.tokens import count_text
+
+        assert row.completion_tokens == count_text("[openai] You said: count these words !no-usage")
+        assert row.prompt_tokens > 0 and row.cost > 0
+    finally:
+        worker.stop()
+        server.stop()
+
+
 def test_sigkill_of_the_web_process_loses_no_answered_request(setup, tmp_path):
     server = ServerProcess().start()
     ids = [chat(server, setup["secret"], f"req {i}").headers["x-cb-request-id"] for i in range(25)]

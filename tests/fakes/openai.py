@@ -130,7 +130,8 @@ class FakeOpenAI(FakeProvider):
         if not completed:
             return response
         await response.write(chunk({}, reply.finish_reason))
-        if (body.get("stream_options") or {}).get("include_usage"):
+        # "!no-usage": an OpenAI-compatible server that ignores include_usage (some do)
+        if (body.get("stream_options") or {}).get("include_usage") and "!no-usage" not in conv.last_user_text:
             data = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
                     "choices": [], "usage": usage}
             await response.write(b"data: " + orjson.dumps(data) + b"\n\n")
