@@ -1,4 +1,4 @@
-"""The bench database: created if missing, migrated, and seeded with one tenant, key and provider.
+"""The bench database: created if missing, migrated, and seeded with the bench tenants, keys and providers.
 
 Django work runs in subprocesses with production settings, exactly as an operator's commands would,
 so the benchmark never imports Django itself (and never mixes settings with the gateway it starts).
@@ -28,6 +28,7 @@ REDIS_URL = "redis://127.0.0.1:6379/12"
 class Seeded:
     api_key: str
     model: str
+    routed: dict  # api_key, model, deployments: [{provider, deployment, fail_percent}] (see bench.seed)
 
 
 def production_env(base: dict) -> dict:
@@ -71,11 +72,11 @@ def migrate(env: dict, root: Path, log_dir: Path) -> None:
     _run([sys.executable, "manage.py", "migrate", "--no-input"], env, root, log_dir / "migrate.log")
 
 
-def seed(env: dict, root: Path, log_dir: Path, upstream_url: str) -> Seeded:
-    """Run bench.seed in a Django process; it prints one JSON line with the key's secret."""
-    output = _run([sys.executable, "-m", "bench.seed", upstream_url], env, root, log_dir / "seed.log")
+def seed(env: dict, root: Path, log_dir: Path, upstream_root: str) -> Seeded:
+    """Run bench.seed in a Django process; it prints one JSON line with the keys' secrets."""
+    output = _run([sys.executable, "-m", "bench.seed", upstream_root], env, root, log_dir / "seed.log")
     data = json.loads(output.strip().splitlines()[-1])
-    return Seeded(api_key=data["api_key"], model=data["model"])
+    return Seeded(api_key=data["api_key"], model=data["model"], routed=data["routed"])
 
 
 def _run(argv: list[str], env: dict, root: Path, log_path: Path) -> str:

@@ -2,9 +2,15 @@
 
 It has to be much faster than anything it stands behind, or the benchmark would measure it instead of
 the proxies. So every response body is built once at import; a request costs one orjson parse.
+
+`/v1/chat/completions` always answers. `/flaky-<percent>/v1/chat/completions` (a provider whose base URL
+is `…/flaky-50/v1`) answers HTTP 500 with an OpenAI-style `server_error` for a random <percent> % of
+requests (chosen per request): a deployment that fails half the time, for the routed case.
 """
 
 from __future__ import annotations
+
+import random
 
 import orjson
 
@@ -42,6 +48,27 @@ STREAM_DONE = b"data: [DONE]\n\n"
 JSON_HEADERS = [(b"content-type", b"application/json")]
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
 
+CHAT_PATH = "/v1/chat/completions"
+FLAKY_PREFIX = "/flaky-"
+FAILURE = (b'{"error":{"message":"injected failure (bench fake upstream)","type":"server_error",'
+           b'"param":null,"code":null}}')
+_fail_rates: dict[str, float | None] = {CHAT_PATH: 0.0}  # path -> share of requests answered 500; None: 404
+_random = random.Random()  # noqa: S311 - fault injection, not security
+
+
+def fail_rate(path: str) -> float | None:
+    """The share of requests a chat path fails (0.0 for the plain path); None when it is no chat path."""
+    if path in _fail_rates:
+        return _fail_rates[path]
+    rate = None
+    if path.startswith(FLAKY_PREFIX) and path.endswith(CHAT_PATH):
+        percent = path[len(FLAKY_PREFIX):-len(CHAT_PATH)]
+        if percent.isdigit() and int(percent) <= 100:
+            rate = int(percent) / 100
+    if len(_fail_rates) < 100:  # memoised; stray paths cannot grow it without bound
+        _fail_rates[path] = rate
+    return rate
+
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
@@ -49,8 +76,11 @@ async def app(scope, receive, send):
     if scope["type"] != "http":
         return None
     body = await _read_body(receive)
-    if scope["method"] != "POST" or scope["path"] != "/v1/chat/completions":
+    rate = fail_rate(scope["path"])
+    if scope["method"] != "POST" or rate is None:
         return await _json(send, 404, b'{"error":{"message":"not found","type":"invalid_request_error"}}')
+    if rate and _random.random() < rate:
+        return await _json(send, 500, FAILURE)
     try:
         request = orjson.loads(body)
     except orjson.JSONDecodeError:

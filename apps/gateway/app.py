@@ -368,9 +368,14 @@ class GatewayApp:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
-    async def _admit(self, route: Route, respond: Responder, body: dict) -> None:
+    async def _admit(self, route: Route, respond: Responder, body: dict, snapshot: Snapshot) -> None:
         """Rate limits per key, tenant and globally (RATE_LIMIT_*); nothing to do when none is configured."""
-        limits = limits_for(route.key.id if route.key else None, route.tenant_id)
+        key_rpm, key_tpm, key_concurrent = route.key.limits if route.key else (None, None, None)
+        tenant = snapshot.tenants.get(route.tenant_id) if route.tenant_id is not None else None
+        tenant_rpm, tenant_tpm, tenant_concurrent = tenant.limits if tenant else (None, None, None)
+        limits = limits_for(route.key.id if route.key else None, route.tenant_id, key_rpm=key_rpm, key_tpm=key_tpm,
+                            key_concurrent=key_concurrent, tenant_rpm=tenant_rpm, tenant_tpm=tenant_tpm,
+                            tenant_concurrent=tenant_concurrent)
         if not limits:
             return
         estimate = LazyPromptTokens(body).encoded("quick") + (body.get("max_completion_tokens")
@@ -493,7 +498,7 @@ class GatewayApp:
         tenant_id = route.tenant_id = self._authenticate(scope, snapshot, route)
         body = route.body = await self._json_body(scope, receive, schema.validate_chat)
         self._labels(route, scope, body)
-        await self._admit(route, respond, body)
+        await self._admit(route, respond, body, snapshot)
         stream = body.get("stream") is True
         if stream and not settings.OPENAI_ENABLE_STREAMING:
             raise GatewayError("Streaming is disabled on this server.", param="stream", code="streaming_disabled")
@@ -615,7 +620,7 @@ class GatewayApp:
         tenant_id = route.tenant_id = self._authenticate(scope, snapshot, route)
         body = route.body = await self._json_body(scope, receive, schema.validate_embeddings)
         self._labels(route, scope, body)
-        await self._admit(route, respond, body)
+        await self._admit(route, respond, body, snapshot)
         candidates = self._plain_candidates(snapshot, tenant_id, body, mode="embedding",
                                             capability="supports_embeddings")
 
@@ -635,7 +640,7 @@ class GatewayApp:
         tenant_id = route.tenant_id = self._authenticate(scope, snapshot, route)
         body = route.body = await self._json_body(scope, receive, schema.validate_completions)
         self._labels(route, scope, body)
-        await self._admit(route, respond, body)
+        await self._admit(route, respond, body, snapshot)
         stream = body.get("stream") is True
         if stream and not settings.OPENAI_ENABLE_STREAMING:
             raise GatewayError("Streaming is disabled on this server.", param="stream", code="streaming_disabled")

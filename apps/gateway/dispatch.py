@@ -191,6 +191,7 @@ class Route:
         and deployment are on self. With record_success=False (streams) the caller records the outcome."""
         first_failure: UpstreamError | None = None
         tries = 0
+        failed_provider: int | None = None  # backoff only before retrying the provider that just failed
         for candidate in ordered:
             for credential_id, secret in candidate.provider.key_order():
                 if tries >= settings.MAX_UPSTREAM_ATTEMPTS:
@@ -201,7 +202,7 @@ class Route:
                     self._note(deployment, candidate, "circuit_open")
                     continue
                 remaining = self.deadline - time.perf_counter()
-                if tries:
+                if tries and failed_provider == candidate.provider.id:
                     remaining = await self._backoff(tries, remaining)
                 if remaining <= 0:
                     await self.health.release(ticket)
@@ -222,9 +223,12 @@ class Route:
                 except UpstreamError as error:
                     elapsed = time.perf_counter() - began
                     self.upstream_s += elapsed
+                    failed_provider = candidate.provider.id
                     if error.retryable:
+                        # Only a timeout says how slow a deployment is; an instant 500 must not make it look fast.
                         await self.health.failure(ticket, retry_after=error.retry_after,
-                                                  rate_limited=error.status == 429, latency_ms=elapsed * 1000)
+                                                  rate_limited=error.status == 429,
+                                                  latency_ms=elapsed * 1000 if error.status == 504 else None)
                     else:  # the upstream answered; the request itself was at fault, not the deployment
                         await self.health.release(ticket)
                     self._note(deployment, candidate, "retryable_error" if error.retryable else "error",

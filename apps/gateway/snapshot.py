@@ -41,6 +41,7 @@ class KeyInfo:
     revoked: bool
     user_label: str
     project_label: str
+    limits: tuple = (None, None, None)  # rpm, tpm, concurrent overrides (None: the settings' default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,7 @@ class TenantInfo:
     slug: str
     active: bool
     routing_strategy: str
+    limits: tuple = (None, None, None)  # rpm, tpm, concurrent for the whole tenant (None: no limit)
 
 
 @dataclass(slots=True)
@@ -162,11 +164,12 @@ def build_snapshot(version) -> Snapshot:
 
     close_old_connections()
     try:
-        tenants = {t.id: TenantInfo(t.id, t.slug, t.is_active, t.default_routing_strategy)
+        tenants = {t.id: TenantInfo(t.id, t.slug, t.is_active, t.default_routing_strategy,
+                                    (t.rate_limit_rpm, t.rate_limit_tpm, t.max_concurrent))
                    for t in Tenant.objects.all()}
         keys = {
             k.key_hash: KeyInfo(k.id, k.tenant_id, frozenset(k.scopes or ()), k.expires_at, k.revoked_at is not None,
-                                k.user_label, k.project_label)
+                                k.user_label, k.project_label, (k.rate_limit_rpm, k.rate_limit_tpm, k.max_concurrent))
             for k in ApiKey.objects.all()
         }
         credentials: dict[int, list[tuple[int | None, str]]] = {}

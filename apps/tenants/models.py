@@ -16,6 +16,12 @@ class Tenant(TimeStampedModel):
         max_length=32, blank=True, choices=[(s, s) for s in ROUTING_STRATEGIES],
         help_text="Blank: the server's DEFAULT_ROUTING_STRATEGY.",
     )
+    rate_limit_rpm = models.PositiveIntegerField(null=True, blank=True,
+                                                 help_text="Requests per minute for the whole tenant; blank: none.")
+    rate_limit_tpm = models.PositiveIntegerField(null=True, blank=True,
+                                                 help_text="Tokens per minute for the whole tenant; blank: none.")
+    max_concurrent = models.PositiveIntegerField(null=True, blank=True,
+                                                 help_text="Concurrent requests for the whole tenant; blank: none.")
 
     class Meta:
         ordering = ["slug"]
@@ -62,6 +68,12 @@ class ApiKey(models.Model):
     hint = models.CharField(max_length=32, editable=False)
     scopes = models.JSONField(default=list)
     expires_at = models.DateTimeField(null=True, blank=True)
+    rate_limit_rpm = models.PositiveIntegerField(null=True, blank=True,
+                                                 help_text="Blank: RATE_LIMIT_PER_MINUTE; 0: unlimited.")
+    rate_limit_tpm = models.PositiveIntegerField(null=True, blank=True,
+                                                 help_text="Blank: RATE_LIMIT_TOKENS_PER_MINUTE; 0: unlimited.")
+    max_concurrent = models.PositiveIntegerField(null=True, blank=True,
+                                                 help_text="Blank: RATE_LIMIT_CONCURRENT_REQUESTS; 0: unlimited.")
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True, editable=False)

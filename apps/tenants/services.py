@@ -57,9 +57,11 @@ def api_key_create(
     user_label: str = "",
     project_label: str = "",
     expires_at: datetime | None = None,
+    limits: dict | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with its secret; the secret is never retrievable again."""
     key = ApiKey(
+        **(limits or {}),
         tenant=tenant,
         name=name,
         user=user,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import pytest
@@ -84,3 +85,32 @@ def test_no_limits_configured_means_no_headers(key):
         assert response.status_code == 200 and "x-ratelimit-limit-requests" not in response.headers
     finally:
         server.stop()
+
+
+def test_per_key_and_per_tenant_limits_from_the_admin_fields(key, django_db_blocker):
+    from apps.tenants.models import ApiKey, Tenant
+    from tests import factories
+    from tests.conftest import committed
+
+    tenant = Tenant.objects.get(slug="rl-tenant")
+    _, tight_secret = committed(lambda: factories.api_key(tenant, name="tight", limits={"rate_limit_rpm": 2}))
+    server = ServerProcess().start()
+    body = {"model": "simulated-echo", "messages": [{"role": "user", "content": "hi"}]}
+    try:
+        statuses = [httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=30,
+                               headers={"Authorization": f"Bearer {tight_secret}"}).status_code for _ in range(4)]
+        assert statuses == [200, 200, 429, 429]  # the key's own limit, not the (unlimited) default
+        def set_tenant_limit(value):
+            fresh = Tenant.objects.get(pk=tenant.pk)
+            fresh.rate_limit_rpm = value
+            fresh.save()  # a save, so gateways are told to reload
+
+        committed(set_tenant_limit, 3)
+        time.sleep(1)  # the snapshot reloads
+        statuses = [httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=30,
+                               headers={"Authorization": f"Bearer {key}"}).status_code for _ in range(5)]
+        assert statuses.count(200) == 3  # the tenant's bucket is shared by all its keys
+    finally:
+        server.stop()
+        committed(lambda: ApiKey.objects.filter(name="tight").delete())
+        committed(set_tenant_limit, None)

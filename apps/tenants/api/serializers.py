@@ -6,7 +6,8 @@ from apps.tenants.models import ApiKey, Tenant
 class TenantSerializer(serializers.ModelSerializer):
     class Meta:
         model = Tenant
-        fields = ["id", "slug", "name", "is_active", "default_routing_strategy", "created_at", "updated_at"]
+        fields = ["id", "slug", "name", "is_active", "default_routing_strategy", "rate_limit_rpm", "rate_limit_tpm",
+                  "max_concurrent", "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
 
 
@@ -16,8 +17,8 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ApiKey
-        fields = ["id", "name", "hint", "scopes", "user_label", "project_label", "expires_at", "revoked_at",
-                  "last_used_at", "created_at", "status"]
+        fields = ["id", "name", "hint", "scopes", "user_label", "project_label", "expires_at", "rate_limit_rpm",
+                  "rate_limit_tpm", "max_concurrent", "revoked_at", "last_used_at", "created_at", "status"]
         read_only_fields = ["id", "hint", "revoked_at", "last_used_at", "created_at", "status"]
 
     def get_status(self, obj) -> str:
