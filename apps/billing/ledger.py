@@ -24,8 +24,14 @@ FIELDS = (
 
 
 class LedgerWriter:
+    """Appends with group commit: records of requests finishing in the same event-loop turn share one
+    pipelined round trip, and each caller still waits until its own record is in Redis."""
+
     def __init__(self, redis=None):
         self.redis = redis
+        self._pending: list[tuple[bytes, asyncio.Future]] = []
+        self._scheduled = False
+        self._flushes: set[asyncio.Task] = set()  # the loop holds tasks weakly
 
     async def append(self, entry: dict) -> None:
         payload = orjson.dumps(entry, default=str)
@@ -34,8 +40,32 @@ class LedgerWriter:
 
             await asyncio.to_thread(ingest_entries, [payload])
             return
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        self._pending.append((payload, done))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._start_flush)
+        await done
+
+    def _start_flush(self) -> None:
+        self._scheduled = False
+        batch, self._pending = self._pending, []
+        task = asyncio.ensure_future(self._flush(batch))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _flush(self, batch: list[tuple[bytes, asyncio.Future]]) -> None:
         try:
-            await self.redis.xadd(STREAM, {"e": payload})
+            pipe = self.redis.pipeline(transaction=False)
+            for payload, _ in batch:
+                pipe.xadd(STREAM, {"e": payload})
+            await pipe.execute()
         except Exception as exc:
-            # The record cannot reach the stream: keep it in the log (it carries no secret) so it can be replayed.
-            logger.error("usage record not queued (%s): %s", type(exc).__name__, payload.decode())
+            for payload, _ in batch:
+                # Not queued: keep it in the log (records carry no secret) so it can be replayed.
+                logger.error("usage record not queued (%s): %s", type(exc).__name__, payload.decode())
+        finally:
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
