@@ -130,18 +130,23 @@ class BudgetSpec:
         return f"{self.id}.{hashlib.sha256(what.encode()).hexdigest()[:10]}"
 
     def describe(self) -> str:
-        parts = []
-        if self.api_key_id:
-            parts.append(f"API key {self.api_key_id}")
-        if self.user_label:
-            parts.append(f"user '{self.user_label}'")
-        if self.project_label:
-            parts.append(f"project '{self.project_label}'")
-        if not parts:
-            parts.append("tenant")
-        if self.model:
-            parts.append(f"model {self.model}")
-        return f"budget {self.id} ({', '.join(parts)}, {self.period})"
+        return f"budget {self.id} ({scope_text(self)}, {self.period})"
+
+
+def scope_text(budget) -> str:
+    """What a budget counts, in words — shared by the model (admin, API) and the spec (error messages)."""
+    parts = []
+    if budget.api_key_id:
+        parts.append(f"API key {budget.api_key_id}")
+    if budget.user_label:
+        parts.append(f"user {budget.user_label!r}")
+    if budget.project_label:
+        parts.append(f"project {budget.project_label!r}")
+    if not parts:
+        parts.append("tenant")
+    if budget.model:
+        parts.append(f"model {budget.model}")
+    return ", ".join(parts)
 
 
 def spec_from_budget(budget) -> BudgetSpec:

@@ -106,18 +106,9 @@ class Budget(TimeStampedModel):
         return self.Scope.TENANT
 
     def describe(self) -> str:
-        parts = []
-        if self.api_key_id:
-            parts.append(f"API key {self.api_key_id}")
-        if self.user_label:
-            parts.append(f"user {self.user_label!r}")
-        if self.project_label:
-            parts.append(f"project {self.project_label!r}")
-        if not parts:
-            parts.append("tenant")
-        if self.model:
-            parts.append(f"model {self.model}")
-        return f"{self.name or 'budget ' + str(self.pk or 'new')} ({', '.join(parts)}, {self.period} ${self.limit})"
+        from apps.billing.budget_counters import scope_text
+
+        return f"{self.name or 'budget ' + str(self.pk or 'new')} ({scope_text(self)}, {self.period} ${self.limit})"
 
     def save(self, *args, **kwargs):
         self.scope = self.derived_scope()
