@@ -440,7 +440,7 @@ class GatewayApp:
             if settings.API_KEY_REQUIRED:
                 raise GatewayError("You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
                                    status=401, type="invalid_request_error", code="missing_api_key")
-            return None
+            return snapshot.tenant_id_for_slug(settings.ANONYMOUS_TENANT) if settings.ANONYMOUS_TENANT else None
         key: KeyInfo | None = snapshot.keys.get(hashlib.sha256(secret.encode()).hexdigest())
         if key is None:
             raise GatewayError(f"Incorrect API key provided: {_mask(secret)}.", status=401,

@@ -133,6 +133,12 @@ class Snapshot:
     def models_named(self, name: str) -> list[ModelInfo]:
         return self._by_name.get(name, [])
 
+    def tenant_id_for_slug(self, slug: str) -> int | None:
+        for tenant in self.tenants.values():
+            if tenant.slug == slug and tenant.active:
+                return tenant.id
+        return None
+
     def virtual_model(self, tenant_id: int | None, name: str) -> VirtualModelInfo | None:
         """The tenant's own definition first, then a global one."""
         return self.virtual_models.get((tenant_id, name)) or self.virtual_models.get((None, name))

@@ -70,6 +70,8 @@ ROUTING_WEIGHT_LATENCY = env.float("ROUTING_WEIGHT_LATENCY", default=0.4, minimu
 ROUTING_WEIGHT_ERRORS = env.float("ROUTING_WEIGHT_ERRORS", default=0.2, minimum=0.0)
 # Tenant-supplied upstream base URLs may point at private/loopback addresses only when this is on.
 ALLOW_PRIVATE_UPSTREAMS = env.bool("ALLOW_PRIVATE_UPSTREAMS", default=True)
+# When keys are optional, anonymous requests act for this tenant (slug); blank: they reach global providers only.
+ANONYMOUS_TENANT = env.str("ANONYMOUS_TENANT", default="")
 
 # --- Usage ledger and budgets ---------------------------------------------------------------------
 # Entries a dead ingester read but never acknowledged are taken over after this long.

@@ -12,6 +12,8 @@ DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY") or read_or_create_secret(VAR_DIR / "secret_key")
 ENCRYPTION_KEYS = env.list("ENCRYPTION_KEY")  # empty: derived from SECRET_KEY (see apps.core.crypto)
 API_KEY_REQUIRED = env.bool("OPENAI_API_KEY_REQUIRED", "API_KEY_REQUIRED", default=False)
+# Requests without a key act for this tenant (its providers, its dashboard); the first start creates it.
+ANONYMOUS_TENANT = env.str("ANONYMOUS_TENANT", default="demo")
 
 DATABASES = database_settings(VAR_DIR / "cbplatform.sqlite3")
 CHANNEL_LAYERS = channel_layers(REDIS_URL)

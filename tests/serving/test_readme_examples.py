@@ -86,6 +86,8 @@ def test_embedded_default_writes_the_usage_ledger_in_process(embedded):
                           json={"model": "auto", "messages": [{"role": "user", "content": "count me"}]})
     request_id = response.headers["x-cb-request-id"]
     with sqlite3.connect(f"{embedded.var_dir}/cbplatform.sqlite3") as db:
-        row = db.execute("SELECT model_served, status, prompt_tokens, completion_tokens FROM billing_usagerecord "
+        row = db.execute("SELECT model_served, status, prompt_tokens, completion_tokens, t.slug "
+                         "FROM billing_usagerecord u JOIN tenants_tenant t ON t.id = u.tenant_id "
                          "WHERE request_id = ?", (request_id,)).fetchone()
     assert row is not None and row[0] == "simulated-echo" and row[1] == 200 and row[2] > 0 and row[3] > 0
+    assert row[4] == "demo"  # keyless requests act for the demo tenant, so they show on its dashboard
