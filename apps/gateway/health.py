@@ -125,6 +125,11 @@ def _retry_after(retry_after: float | None) -> float:
     return min(float(retry_after), MAX_RETRY_AFTER_SECONDS)
 
 
+# Scalar fields of a deployment's hash and how to read them (bucket counters r:/e: are handled apart).
+_FIELDS = {"st": int, "oa": float, "pi": int, "pa": float, "rl": float, "inf": int, "cf": int, "lat": float,
+           "ttft": float}
+
+
 class _Entry:
     """One deployment's state: the fields of the Redis hash, or the local store's record."""
 
@@ -151,24 +156,8 @@ class _Entry:
             if name[:2] in ("r:", "e:"):
                 counts = entry.buckets.setdefault(int(name[2:]), [0, 0])
                 counts[0 if name[0] == "r" else 1] = int(value)
-            elif name == "st":
-                entry.st = int(value)
-            elif name == "oa":
-                entry.oa = float(value)
-            elif name == "pi":
-                entry.pi = int(value)
-            elif name == "pa":
-                entry.pa = float(value)
-            elif name == "rl":
-                entry.rl = float(value)
-            elif name == "inf":
-                entry.inf = int(value)
-            elif name == "cf":
-                entry.cf = int(value)
-            elif name == "lat":
-                entry.lat = float(value)
-            elif name == "ttft":
-                entry.ttft = float(value)
+            elif name in _FIELDS:
+                setattr(entry, name, _FIELDS[name](value))
         return entry
 
     def window(self, now: float, config: BreakerConfig) -> tuple[int, int]:

@@ -9,32 +9,18 @@ from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
-from django.contrib import admin
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
-from django.urls import include, path
 from rest_framework.test import APIClient
 
-import apps.billing.usage_admin  # noqa: F401 - registers the ledger admin until apps/billing/admin.py imports it
 from apps.billing import analytics, rollup
 from apps.billing.models import UsageDaily, UsageRecord, UsageRollupDay
-from cbplatform.urls import urlpatterns as project_urlpatterns
 from tests import factories
 
-# The analytics routes and the ledger admin, mounted here until cbplatform/urls.py and apps/billing/admin.py
-# include them (admin.site.urls is built when read, so it is read again after usage_admin registered).
-urlpatterns = [path("api/", include("apps.billing.api.analytics_urls")), path("admin/", admin.site.urls),
-               *project_urlpatterns]
-
-pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
+pytestmark = pytest.mark.django_db
 D = Decimal
 _ids = itertools.count(1)
 
-
-def client_for(secret: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
-    return client
 
 
 def at(day, hour=12):
@@ -74,9 +60,9 @@ def world():
         "b1": record(b, at(today, 0), "99", request_id="gen-b-1", model_served="gpt-4o", provider="openai",
                      prompt_tokens=7, latency_ms=5),
     }
-    return {"today": today, "a": a, "b": b, "k1": k1, "k2": k2, "rows": rows, "client_a": client_for(secret_a),
-            "client_b": client_for(secret_b), "inference_a": client_for(inference_a),
-            "inference_b": client_for(inference_b)}
+    return {"today": today, "a": a, "b": b, "k1": k1, "k2": k2, "rows": rows,
+            "client_a": factories.api_client(secret_a), "client_b": factories.api_client(secret_b),
+            "inference_a": factories.api_client(inference_a), "inference_b": factories.api_client(inference_b)}
 
 
 def rolled_up(world):
@@ -186,7 +172,7 @@ def test_projection_of_month_end_spend():
     record(tenant, at(first, 0), "6")
     record(tenant, at(first - timedelta(days=1)), "1000")  # last month
     rollup.rollup_usage([first - timedelta(days=1), first])
-    body = client_for(secret).get("/api/analytics/projection/").json()
+    body = factories.api_client(secret).get("/api/analytics/projection/").json()
     days = calendar.monthrange(today.year, today.month)[1]
     expected = (D(10) / today.day * days).quantize(D("0.0000000001"))
     assert body == {"month": f"{today:%Y-%m}", "month_to_date": 10.0, "days_elapsed": today.day,

@@ -6,35 +6,25 @@ from decimal import Decimal
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from apps.billing import services
 from apps.billing.budget_counters import period_bounds
 from apps.billing.models import Budget, UsageRecord
 from tests import factories
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.billing.urls")]
+pytestmark = pytest.mark.django_db
 D = Decimal
 
-
-def client_for(secret: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
-    return client
 
 
 @pytest.fixture
 def tenant_a():
-    tenant = factories.tenant("budget-a")
-    _, secret = factories.api_key(tenant, scopes=["admin"])
-    return tenant, client_for(secret)
+    return factories.admin_api("budget-a")
 
 
 @pytest.fixture
 def tenant_b():
-    tenant = factories.tenant("budget-b")
-    _, secret = factories.api_key(tenant, scopes=["admin"])
-    return tenant, client_for(secret)
+    return factories.admin_api("budget-b")
 
 
 def spend(tenant, cost, **fields):
@@ -165,11 +155,11 @@ def test_read_scope_reads_and_inference_keys_are_refused(tenant_a):
     tenant, client = tenant_a
     services.budget_create(tenant=tenant, limit=D(3), period="weekly")
     _, read_secret = factories.api_key(tenant, scopes=["read"])
-    reader = client_for(read_secret)
+    reader = factories.api_client(read_secret)
     assert reader.get("/api/budgets/").status_code == 200
     assert reader.post("/api/budgets/", {"limit": 1, "period": "daily"}, format="json").status_code == 403
     _, inference = factories.api_key(tenant)
-    assert client_for(inference).get("/api/budgets/").status_code == 403
+    assert factories.api_client(inference).get("/api/budgets/").status_code == 403
 
 
 def test_admin_pages_keep_the_secret_write_only(client):

@@ -10,7 +10,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from tests.conftest import ServerProcess, committed, reseed_catalogue
+from tests.conftest import ServerProcess, committed
 from tests.fakes.openai import FakeOpenAI
 
 pytestmark = pytest.mark.django_db
@@ -20,21 +20,12 @@ INPUT, OUTPUT = Decimal("0.0000025"), Decimal("0.00001")  # gpt-4o list prices p
 
 @pytest.fixture(scope="module")
 def setup(django_db_setup, django_db_blocker):
-    from apps.providers import services
-    from apps.providers.models import ModelEntry
     from apps.tenants.models import Tenant
     from tests import factories
 
     fake = FakeOpenAI().start()
     with django_db_blocker.unblock():
-        Tenant.objects.filter(slug="budget-t").delete()
-        if not ModelEntry.objects.filter(provider__isnull=True).exists():
-            reseed_catalogue()
-        tenant = factories.tenant("budget-t")
-        _, secret = factories.api_key(tenant)
-        provider = services.provider_create(tenant=tenant, slug="b-openai", name="B", type="openai",
-                                            base_url=f"{fake.url}/v1")
-        services.credential_create(tenant=tenant, provider=provider, api_key=fake.api_key)
+        tenant, _, secret = factories.tenant_on_fake_openai("budget-t", fake, provider_slug="b-openai")
     yield {"fake": fake, "secret": secret, "tenant": tenant}
     fake.stop()
     with django_db_blocker.unblock():

@@ -13,7 +13,6 @@ import redis.asyncio as aioredis
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.test import RequestFactory, override_settings
-from django.urls import include, path
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from rest_framework.test import APIClient
@@ -22,34 +21,21 @@ from apps.billing import rules
 from apps.billing.models import CostRule
 from apps.billing.rules import RequestFacts, evaluate, rule_specs
 from apps.core import redis as cb_redis
-from cbplatform.urls import urlpatterns as project_urlpatterns
 from tests import factories
 
-# /api/cost-rules/ is mounted here until cbplatform/urls.py includes it.
-urlpatterns = [path("api/", include("apps.billing.api.rules_urls")), *project_urlpatterns]
-
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.billing.test_cost_rules")]
+pytestmark = pytest.mark.django_db
 D = Decimal
 
-
-def client_for(secret: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
-    return client
 
 
 @pytest.fixture
 def tenant_a():
-    tenant = factories.tenant("rules-a")
-    _, secret = factories.api_key(tenant, scopes=["admin"])
-    return tenant, client_for(secret)
+    return factories.admin_api("rules-a")
 
 
 @pytest.fixture
 def tenant_b():
-    tenant = factories.tenant("rules-b")
-    _, secret = factories.api_key(tenant, scopes=["admin"])
-    return tenant, client_for(secret)
+    return factories.admin_api("rules-b")
 
 
 def listing(client) -> list[dict]:
@@ -275,7 +261,7 @@ def test_tenant_isolation_and_global_rules_read_only(tenant_a, tenant_b):
 
     # A read-only key may list but not write.
     _, read_secret = factories.api_key(tenant, scopes=["read"])
-    reader = client_for(read_secret)
+    reader = factories.api_client(read_secret)
     assert reader.get("/api/cost-rules/").status_code == 200
     assert reader.post("/api/cost-rules/", SEED_RULES[0], format="json").status_code == 403
     assert APIClient().get("/api/cost-rules/").status_code in (401, 403)

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import ServerProcess, committed, reseed_catalogue
+from tests.conftest import ServerProcess, committed
 from tests.fakes.openai import FakeOpenAI
 
 pytestmark = pytest.mark.django_db
@@ -16,21 +16,12 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(scope="module")
 def setup(django_db_setup, django_db_blocker):
-    from apps.providers import services
-    from apps.providers.models import ModelEntry
     from apps.tenants.models import Tenant
     from tests import factories
 
     fake = FakeOpenAI().start()
     with django_db_blocker.unblock():
-        Tenant.objects.filter(slug="rules-t").delete()
-        if not ModelEntry.objects.filter(provider__isnull=True).exists():
-            reseed_catalogue()
-        tenant = factories.tenant("rules-t")
-        _, secret = factories.api_key(tenant)
-        provider = services.provider_create(tenant=tenant, slug="r-openai", name="R", type="openai",
-                                            base_url=f"{fake.url}/v1")
-        services.credential_create(tenant=tenant, provider=provider, api_key=fake.api_key)
+        tenant, _, secret = factories.tenant_on_fake_openai("rules-t", fake, provider_slug="r-openai")
     server = ServerProcess().start()
     yield {"fake": fake, "secret": secret, "tenant": tenant, "server": server}
     server.stop()

@@ -13,7 +13,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from tests.conftest import ROOT, ServerProcess, database_url, reseed_catalogue
+from tests.conftest import ROOT, ServerProcess, database_url
 from tests.fakes.openai import FakeOpenAI
 
 pytestmark = pytest.mark.django_db
@@ -47,21 +47,13 @@ class Worker:
 
 @pytest.fixture(scope="module")
 def setup(django_db_setup, django_db_blocker):
-    from apps.providers import services
-    from apps.providers.models import ModelEntry
     from apps.tenants.models import Tenant
     from tests import factories
 
     fake = FakeOpenAI().start()
     with django_db_blocker.unblock():
-        Tenant.objects.filter(slug="ledger-t").delete()
-        if not ModelEntry.objects.filter(provider__isnull=True).exists():
-            reseed_catalogue()
-        tenant = factories.tenant("ledger-t")
-        key, secret = factories.api_key(tenant, user_label="alice", project_label="apollo")
-        provider = services.provider_create(tenant=tenant, slug="l-openai", name="L", type="openai",
-                                            base_url=f"{fake.url}/v1")
-        services.credential_create(tenant=tenant, provider=provider, api_key=fake.api_key)
+        tenant, key, secret = factories.tenant_on_fake_openai("ledger-t", fake, provider_slug="l-openai",
+                                                              user_label="alice", project_label="apollo")
     yield {"fake": fake, "secret": secret, "key": key, "tenant": tenant}
     fake.stop()
     with django_db_blocker.unblock():

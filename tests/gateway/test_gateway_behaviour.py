@@ -291,7 +291,6 @@ def test_no_traceback_or_key_in_any_error(gw):
 
 def test_urllib_client_gets_json_errors(gw):
     request = urllib.request.Request(f"{gw.server.url}/v1/models")
-    try:
+    with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(request, timeout=10)
-    except urllib.error.HTTPError as exc:
-        assert exc.code == 401 and json.loads(exc.read())["error"]["code"] == "missing_api_key"
+    assert info.value.code == 401 and json.loads(info.value.read())["error"]["code"] == "missing_api_key"

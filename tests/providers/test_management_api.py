@@ -13,33 +13,24 @@ pytestmark = pytest.mark.django_db
 SECRET = "sk-tenant-own-provider-key-7777"
 
 
-def client_for(secret: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
-    return client
-
 
 @pytest.fixture
 def tenant_a():
-    tenant = factories.tenant("tenant-a")
-    _, secret = factories.api_key(tenant, scopes=["admin"])
-    return tenant, client_for(secret)
+    return factories.admin_api("tenant-a")
 
 
 @pytest.fixture
 def tenant_b():
-    tenant = factories.tenant("tenant-b")
-    _, secret = factories.api_key(tenant, scopes=["admin"])
-    return tenant, client_for(secret)
+    return factories.admin_api("tenant-b")
 
 
 def test_unauthenticated_and_wrong_keys_are_refused():
     assert APIClient().get("/api/keys/").status_code in (401, 403)
-    response = client_for("cb-not-a-real-key").get("/api/keys/")
+    response = factories.api_client("cb-not-a-real-key").get("/api/keys/")
     assert response.status_code == 401
     assert "Invalid" in response.json()["detail"]
     _, inference_only = factories.api_key(factories.tenant())
-    assert client_for(inference_only).get("/api/keys/").status_code == 403
+    assert factories.api_client(inference_only).get("/api/keys/").status_code == 403
 
 
 def test_api_key_lifecycle(tenant_a):
