@@ -14,16 +14,6 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-ROUTING_STRATEGIES = (
-    "balanced",
-    "cost_optimized",
-    "performance_first",
-    "reliability_first",
-    "task_specific",
-    "load_balanced",
-    "failover_chain",
-    "model_specific",
-)
 LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "critical")
 STORAGE_BACKENDS = ("auto", "memory", "sqlite", "postgres")
 

@@ -43,11 +43,10 @@ from django.core.exceptions import ValidationError
 from redis.exceptions import RedisError
 
 from apps.billing.budget_counters import from_units, to_units
+from apps.core.vocabulary import DEFAULT_TASK_TYPE, TASK_TYPES
 
 logger = logging.getLogger("apps.billing.rules")
 
-TASK_TYPES = ("coding", "analysis", "creative", "general", "reasoning")  # as apps.gateway.route_options
-DEFAULT_TASK_TYPE = "general"
 SIMPLE_PROMPT_MAX_TOKENS = 200  # simple_prompt: prompt_tokens < this and task type general
 
 ROUTE_TO_MODEL = "route_to_model"

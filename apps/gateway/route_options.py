@@ -12,13 +12,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from cbplatform.env import ROUTING_STRATEGIES
+from apps.core.vocabulary import ROUTING_STRATEGIES, TASK_TYPES
 
 from .errors import GatewayError
 from .snapshot import VIRTUAL_MODELS
 
 # Task types a request may name; catalogue models carry them as tags. Strict, so a typo is a 400.
-TASK_TYPES = ("coding", "analysis", "creative", "general", "reasoning")
 SORTS = ("price", "throughput", "latency")
 SUFFIXES = {":floor": "price", ":nitro": "throughput"}  # OpenRouter model-name shortcuts
 SORT_STRATEGIES = {"price": "cost_optimized", "throughput": "performance_first", "latency": "performance_first"}

@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from cbplatform.env import ROUTING_STRATEGIES
+from apps.core.vocabulary import ROUTING_STRATEGIES
 
 from .errors import GatewayError
 from .resolve import TYPE_PREFIXES, Candidate

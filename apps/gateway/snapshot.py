@@ -13,20 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from apps.core.vocabulary import VIRTUAL_MODELS  # noqa: F401 - re-exported to the gateway's modules
+
 logger = logging.getLogger(__name__)
 
 # Provider types that work without a key (local servers) or may have none (self-hosted compatible APIs).
 KEYLESS_TYPES = {"ollama", "simulated", "openai_compatible"}
-VIRTUAL_MODELS = {
-    "auto": "balanced",
-    "cb:smart-chat": "balanced",
-    "cb:cost-optimal": "cost_optimized",
-    "cb:fastest": "performance_first",
-    "cb:reliable": "reliability_first",
-    "cb:coding": "task_specific",
-    "cb:analysis": "task_specific",
-    "cb:creative": "task_specific",
-}
 # Prefixes users write in `provider/model` names, OpenRouter style.
 TYPE_PREFIXES = {"openai": "openai", "azure": "azure", "anthropic": "anthropic", "google": "gemini",
                  "gemini": "gemini", "ollama": "ollama", "simulated": "simulated"}

@@ -8,7 +8,7 @@ from django.utils import timezone
 from apps.core import crypto
 from apps.core.http import validate_upstream_url
 from apps.core.models import TimeStampedModel
-from cbplatform.env import ROUTING_STRATEGIES
+from apps.core.vocabulary import ROUTING_STRATEGIES
 
 
 class ProviderType(models.TextChoices):

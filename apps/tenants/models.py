@@ -5,7 +5,7 @@ from django.db import models
 from django.utils import timezone
 
 from apps.core.models import TimeStampedModel
-from cbplatform.env import ROUTING_STRATEGIES
+from apps.core.vocabulary import ROUTING_STRATEGIES
 
 
 class Tenant(TimeStampedModel):

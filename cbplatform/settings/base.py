@@ -6,7 +6,8 @@ import contextlib
 import os
 from pathlib import Path
 
-from cbplatform.env import ROUTING_STRATEGIES, STORAGE_BACKENDS, Env, EnvError, env_providers
+from apps.core.vocabulary import ROUTING_STRATEGIES
+from cbplatform.env import STORAGE_BACKENDS, Env, EnvError, env_providers
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("CB_VAR_DIR", BASE_DIR / "var"))

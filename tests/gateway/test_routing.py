@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from apps.core.vocabulary import ROUTING_STRATEGIES
 from apps.gateway import tokens
 from apps.gateway.errors import GatewayError
 from apps.gateway.resolve import Candidate
@@ -32,7 +33,6 @@ from apps.gateway.routing import (
 )
 from apps.gateway.snapshot import ModelInfo, ProviderInfo
 from apps.gateway.tokens import PromptTokenCounter, count_request, count_text, estimate_prompt_tokens
-from cbplatform.env import ROUTING_STRATEGIES
 
 M = Decimal(1_000_000)
 ALL_CAPS = frozenset({"streaming", "tools", "vision", "json_mode"})
