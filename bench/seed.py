@@ -61,7 +61,7 @@ def main(upstream_root: str) -> dict:
                                                      type="openai", base_url=upstream_root + path, priority=priority)
         credential = provider_services.credential_create(tenant=routed, provider=provider, api_key=UPSTREAM_KEY,
                                                          name="bench")
-        # The gateway's deployment id: provider × credential × model (apps.gateway.dispatch.deployment_id).
+        # The gateway's deployment id: provider × credential × model (apps.gateway.planning.deployment_id).
         deployments.append({"provider": slug, "deployment": f"{provider.id}:{credential.id}:{MODEL}",
                             "fail_percent": percent})
     provider_services.tenant_config_save(

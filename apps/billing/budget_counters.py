@@ -229,7 +229,7 @@ class Refusal:
     retry_after: int | None = None
 
     def error_fields(self) -> dict:
-        """Keyword arguments for the gateway's GatewayError."""
+        """Keyword arguments for the gateway's ApiError."""
         headers = {"retry-after": str(self.retry_after)} if self.retry_after else {}
         kind = "insufficient_quota" if self.status == 429 else "server_error"
         return {"message": self.message, "status": self.status, "type": kind, "code": self.code,

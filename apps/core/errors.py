@@ -41,7 +41,7 @@ class ApiError(Exception):
         self.retry_after = retry_after
         self.headers = dict(headers or {})
         if retry_after is not None and "retry-after" not in self.headers:
-            self.headers["retry-after"] = str(max(1, int(retry_after + 0.999)))
+            self.headers["retry-after"] = str(int(retry_after + 0.999))  # whole seconds, rounded up
 
     def as_openai(self) -> dict:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
@@ -73,12 +73,17 @@ class NotFound(ApiError):
     """Missing and another tenant's look the same: one answer for both."""
 
     status = 404
-    type = "not_found_error"
+    type = "invalid_request_error"  # what OpenAI answers for an unknown model or URL
     code = "not_found"
 
 
 class ModelNotFound(NotFound):
     code = "model_not_found"
+
+
+class MethodNotAllowed(ApiError):
+    status = 405
+    code = "method_not_allowed"
 
 
 class Conflict(ApiError):
@@ -131,7 +136,7 @@ class UpstreamError(ApiError):
 
     status = 502
     type = "upstream_error"
-    code = "upstream_error"
+    code = None  # the upstream's own code passes through; None when it gave none
 
     def __init__(self, message: str, *, upstream_status: int | None = None, **kwargs):
         super().__init__(message, **kwargs)

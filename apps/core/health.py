@@ -59,7 +59,7 @@ async def _provider_health() -> dict:
     from apps.gateway.app import gateway_app
 
     try:
-        return await asyncio.wait_for(gateway_app.provider_health(), timeout=2)
+        return await asyncio.wait_for(gateway_app.runtime.provider_health(), timeout=2)
     except Exception as exc:  # a probe reports, it does not raise
         return {"error": type(exc).__name__}
 

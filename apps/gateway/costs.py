@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from . import prompt_tokens
 from .snapshot import ModelInfo
 
 ZERO = Decimal(0)
@@ -31,9 +32,7 @@ def cost_of(model: ModelInfo, usage: dict | None) -> Decimal:
 def worst_case_cost(body: dict, model: ModelInfo, max_output: int) -> Decimal:
     """The most this request can cost on `model`: every prompt token at list price (10 % margin for
     tokenizers we only estimate) plus the whole output allowance."""
-    from . import tokens
-
-    prompt = tokens.estimate_prompt_tokens(body, model)
-    if tokens.exact_encoding(model) is None:
+    prompt = prompt_tokens.estimate_prompt_tokens(body, model)
+    if prompt_tokens.exact_encoding(model) is None:
         prompt = int(prompt * 1.1) + 1
     return prompt * model.input_price + max_output * model.output_price

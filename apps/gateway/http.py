@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from .errors import GatewayError
+from apps.core.errors import ApiError, InvalidRequest, PayloadTooLarge
 
 JSON = b"application/json"
 
@@ -23,8 +23,7 @@ def header(scope, name: bytes) -> str | None:
 async def read_body(scope, receive, limit: int) -> bytes:
     length = header(scope, b"content-length")
     if length is not None and length.isdigit() and int(length) > limit:
-        raise GatewayError(f"Request body too large: {length} bytes (limit {limit}).", status=413,
-                           code="request_too_large")
+        raise PayloadTooLarge(f"Request body too large: {length} bytes (limit {limit}).")
     parts: list[bytes] = []
     size = 0
     while True:
@@ -34,11 +33,21 @@ async def read_body(scope, receive, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise GatewayError(f"Request body too large (limit {limit} bytes).", status=413,
-                               code="request_too_large")
+            raise PayloadTooLarge(f"Request body too large (limit {limit} bytes).")
         parts.append(chunk)
         if not message.get("more_body"):
             return b"".join(parts)
+
+
+async def read_json(scope, receive, limit: int, validator) -> dict:
+    """The request's JSON body, validated; OpenAI's message for a body that is not JSON."""
+    raw = await read_body(scope, receive, limit)
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("We could not parse the JSON body of your request. The request body must be "
+                             "valid JSON.", code="invalid_json") from None
+    return validator(body)
 
 
 class Responder:
@@ -77,7 +86,7 @@ class Responder:
         await self.send({"type": "http.response.start", "status": status, "headers": self._headers(JSON, len(payload))})
         await self.send({"type": "http.response.body", "body": payload})
 
-    async def error(self, error: GatewayError) -> None:
+    async def error(self, error: ApiError) -> None:
         for name, value in error.headers.items():
             self.add_header(name, value)
         await self.json(error.status, error.body())

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from .errors import GatewayError, NotFound
+from apps.core.errors import InvalidRequest, ModelNotFound
+
 from .snapshot import TYPE_PREFIXES, VIRTUAL_MODELS, ModelInfo, ProviderInfo, Snapshot
 
 ALL_CAPABILITIES = frozenset({"streaming", "tools", "vision", "json_mode", "embeddings"})
@@ -56,13 +57,12 @@ def resolve(snapshot: Snapshot, tenant_id: int | None, name: str, *, mode: str =
             elif rest:
                 candidates.append(Candidate(provider, passthrough_model(rest, provider, modes[0])))
     if not candidates:
-        raise NotFound(f"The model `{name}` does not exist or you do not have access to it.", param="model",
-                       code="model_not_found")
+        raise ModelNotFound(f"The model `{name}` does not exist or you do not have access to it.", param="model")
     suitable = [c for c in candidates if c.model.mode in modes]
     if not suitable:
         kind = {"chat": "chat completions", "embedding": "embeddings", "completion": "completions"}[mode]
-        raise GatewayError(f"The model `{name}` does not support {kind}.", param="model",
-                           code="model_not_supported")
+        raise InvalidRequest(f"The model `{name}` does not support {kind}.", param="model",
+                             code="model_not_supported")
     return suitable
 
 
@@ -76,8 +76,7 @@ def _virtual(snapshot: Snapshot, providers: list[ProviderInfo], modes, name: str
         models.sort(key=lambda m: (task not in m.tags if task else False, m.input_price + m.output_price))
         candidates += [Candidate(provider, m) for m in models]
     if not candidates:
-        raise NotFound(f"No model is reachable for `{name}`: configure a provider first.", param="model",
-                       code="model_not_found")
+        raise ModelNotFound(f"No model is reachable for `{name}`: configure a provider first.", param="model")
     return candidates
 
 

@@ -12,9 +12,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from apps.core.errors import ApiError
 from apps.core.vocabulary import ROUTING_STRATEGIES, TASK_TYPES
 
-from .errors import GatewayError
 from .snapshot import VIRTUAL_MODELS
 
 # Task types a request may name; catalogue models carry them as tags. Strict, so a typo is a 400.
@@ -79,8 +79,8 @@ class RouteOptions:
         return chain
 
 
-def _error(param: str, message: str) -> GatewayError:
-    return GatewayError(message, param=param, code="invalid_routing_option")
+def _error(param: str, message: str) -> ApiError:
+    return ApiError(message, param=param, code="invalid_routing_option")
 
 
 def _kind(value) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 
-from .errors import GatewayError
+from apps.core.errors import ApiError
 
 
 def validate_constraints(constraints: dict, *, strategy: str) -> None:
@@ -14,5 +14,5 @@ def validate_constraints(constraints: dict, *, strategy: str) -> None:
     try:
         parse_route_options({"model": "x", "circuit_breaker": {**constraints, "routing_strategy": strategy}},
                             default_strategy=strategy)
-    except GatewayError as error:
+    except ApiError as error:
         raise ValidationError({"constraints": error.message}) from None

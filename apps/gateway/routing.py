@@ -38,9 +38,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from apps.core.errors import InternalError, NoCandidate
 from apps.core.vocabulary import ROUTING_STRATEGIES
 
-from .errors import GatewayError
+from .prompt_tokens import PromptTokenCounter, estimate_prompt_tokens
 from .resolve import TYPE_PREFIXES, Candidate
 from .route_options import (
     TASK_TYPES,
@@ -51,7 +52,6 @@ from .route_options import (
     split_suffix,
 )
 from .snapshot import ModelInfo, ProviderInfo
-from .tokens import PromptTokenCounter, estimate_prompt_tokens
 
 __all__ = [
     "TASK_TYPES", "CandidateHealth", "HealthLike", "Needs", "Plan", "PromptTokenCounter", "RouteOptions",
@@ -490,10 +490,9 @@ def _exclusions(row: _Row, needs: Needs, options: RouteOptions, rule: RouteRule 
     return broken
 
 
-def _no_candidate(excluded: dict[str, list[str]], needs: Needs) -> GatewayError:
+def _no_candidate(excluded: dict[str, list[str]], needs: Needs) -> NoCandidate:
     if not excluded:
-        return GatewayError("No model is available for this request.", param="model",
-                            code="no_candidate_meets_constraints")
+        return NoCandidate("No model is available for this request.", param="model")
     parts = []
     for name, labels in excluded.items():
         shown = ", ".join(labels[:MAX_LABELS])
@@ -504,8 +503,7 @@ def _no_candidate(excluded: dict[str, list[str]], needs: Needs) -> GatewayError:
     param = CONSTRAINT_PARAMS.get(first, first)
     if first == "streaming" and not needs.stream:
         param = "circuit_breaker.require_streaming"
-    return GatewayError(f"No model meets the request's constraints: {'; '.join(parts)}.", param=param,
-                        code="no_candidate_meets_constraints")
+    return NoCandidate(f"No model meets the request's constraints: {'; '.join(parts)}.", param=param)
 
 
 _RNG = random.Random()  # noqa: S311 - routing spread, not security
@@ -523,7 +521,7 @@ def plan(candidates: Sequence[Candidate], *, needs: Needs, options: RouteOptions
     prompt_tokens: an int, or per model (a PromptTokenCounter(body)); None counts as 0.
     tiers: per candidate, its model's position in RouteOptions.model_chain() (default: all 0); a lower tier
     always goes first, whatever the strategy.
-    Raises GatewayError 400 `no_candidate_meets_constraints` when exclusions leave nothing.
+    Raises NoCandidate (400 `no_candidate_meets_constraints`) when exclusions leave nothing.
     """
     rng = rng or _RNG
     health = health or {}
@@ -533,8 +531,8 @@ def plan(candidates: Sequence[Candidate], *, needs: Needs, options: RouteOptions
         try:
             rule = parse_route_rule(tenant_routes[options.model])
         except ValueError as exc:
-            raise GatewayError(f"The route table entry for `{options.model}` is invalid: {exc}.", status=500,
-                               type="server_error", param="model", code="invalid_route_table") from None
+            raise InternalError(f"The route table entry for `{options.model}` is invalid: {exc}.", param="model",
+                                code="invalid_route_table") from None
     expected_output = needs.max_output or EXPECTED_OUTPUT_TOKENS
     count = prompt_tokens if callable(prompt_tokens) else None
     fixed = prompt_tokens if isinstance(prompt_tokens, int) else 0

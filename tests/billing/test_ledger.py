@@ -161,7 +161,7 @@ def test_a_stream_without_upstream_usage_is_counted_with_the_tokenizer(setup, tm
         row = wait_for_rows([request_id])[request_id]
         assert row.status == 200 and row.usage_estimated
         # "[openai] You said: count these words !no-usage" in o200k_base
-        from apps.gateway.tokens import count_text
+        from apps.gateway.prompt_tokens import count_text
 
         assert row.completion_tokens == count_text("[openai] You said: count these words !no-usage")
         assert row.prompt_tokens > 0 and row.cost > 0

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from apps.core.vocabulary import ROUTING_STRATEGIES
-from apps.gateway import tokens
-from apps.gateway.errors import GatewayError
+from apps.gateway import prompt_tokens as tokens
+from apps.core.errors import ApiError
 from apps.gateway.resolve import Candidate
 from apps.gateway.route_options import TASK_TYPES, Needs, RouteOptions, parse_route_options, request_needs
 from apps.gateway.routing import (
@@ -32,7 +32,7 @@ from apps.gateway.routing import (
     plan,
 )
 from apps.gateway.snapshot import ModelInfo, ProviderInfo
-from apps.gateway.tokens import PromptTokenCounter, count_request, count_text, estimate_prompt_tokens
+from apps.gateway.prompt_tokens import PromptTokenCounter, count_request, count_text, estimate_prompt_tokens
 
 M = Decimal(1_000_000)
 ALL_CAPS = frozenset({"streaming", "tools", "vision", "json_mode"})
@@ -152,8 +152,8 @@ def test_suffixes_and_provider_sort(body, strategy, sort, source):
     assert not o.model.endswith((":floor", ":nitro"))
 
 
-def _parse_error(body) -> GatewayError:
-    with pytest.raises(GatewayError) as info:
+def _parse_error(body) -> ApiError:
+    with pytest.raises(ApiError) as info:
         parse_route_options(body, default_strategy="balanced")
     error = info.value
     assert (error.status, error.type, error.code) == (400, "invalid_request_error", "invalid_routing_option")
@@ -546,7 +546,7 @@ def test_model_specific_route_table():
 
 
 def test_invalid_route_table_entry_is_a_server_error():
-    with pytest.raises(GatewayError) as info:
+    with pytest.raises(ApiError) as info:
         run([cand(OPENAI, "gpt-4")], options=opts("model_specific", model="gpt-4"),
             tenant_routes={"gpt-4": {"primary": "openai", "cost_limit": "cheap"}})
     assert (info.value.status, info.value.code) == (500, "invalid_route_table")
@@ -589,8 +589,8 @@ def test_parse_route_table_accepts_the_seed_format():
 
 
 # ---- constraints -----------------------------------------------------------------------------------------
-def _no_candidate(candidates, **kw) -> GatewayError:
-    with pytest.raises(GatewayError) as info:
+def _no_candidate(candidates, **kw) -> ApiError:
+    with pytest.raises(ApiError) as info:
         run(candidates, **kw)
     error = info.value
     assert (error.status, error.type, error.code) == (400, "invalid_request_error", "no_candidate_meets_constraints")
@@ -894,7 +894,7 @@ def test_plan_is_a_permutation_of_the_candidates_that_meet_every_rule(scenario, 
     try:
         result = plan(candidates, needs=needs, options=options, health=health_map, tenant_routes=routes,
                       rng=random.Random(seed), prompt_tokens=prompt_tokens, tiers=tiers)
-    except GatewayError as error:
+    except ApiError as error:
         assert error.code == "no_candidate_meets_constraints"
         assert not eligible
         return

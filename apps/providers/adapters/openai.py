@@ -119,3 +119,6 @@ class OpenAIAdapter(Adapter):
     def completions_request(self, body: dict, target: Target, *, stream: bool) -> UpstreamRequest:
         return UpstreamRequest("POST", f"{target.base_url}/completions", headers_for(target),
                                json_body(chat_body(body, target, stream=stream)))
+
+    def completions_stream(self) -> StreamTranslator:
+        return OpenAIStream()

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from .errors import GatewayError
+from apps.core.errors import InvalidRequest
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 _NUMBER = (int, float)
 
 
-def invalid(message: str, param: str | None, code: str | None = "invalid_value") -> GatewayError:
-    return GatewayError(message, param=param, code=code)
+def invalid(message: str, param: str | None, code: str | None = "invalid_value") -> InvalidRequest:
+    return InvalidRequest(message, param=param, code=code)
 
 
-def _type_error(param: str, expected: str) -> GatewayError:
+def _type_error(param: str, expected: str) -> InvalidRequest:
     return invalid(f"Invalid type for '{param}': expected {expected}.", param, "invalid_type")
 
 

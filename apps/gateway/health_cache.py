@@ -1,4 +1,4 @@
-"""The gateway's view of deployment health: the shared store, read through a per-process cache.
+"""Deployment health as this process sees it: the shared store, read through a per-process cache.
 
 Per request, the store would cost three Redis round trips (read stats, acquire, record) — measured at
 about 40 % of a request's CPU. Most requests go to deployments whose circuit is closed, where nothing needs
@@ -35,7 +35,7 @@ class Ticket:
     shared: bool  # acquired through the store (a half-open trial): its outcome must reach the store now
 
 
-class HealthView:
+class HealthCache:
     def __init__(self, store: HealthStore):
         self.store = store
         self.cache: dict[str, HealthStats] = {}

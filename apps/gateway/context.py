@@ -1,0 +1,148 @@
+"""`RequestContext`: everything one completion request accumulates, from authentication to its ledger record.
+
+The /v1 handlers and the in-process completion API fill the same context, so the steps that read it (planning,
+attempts, admission and settlement, the ledger, the route log, metrics) cannot tell the two apart.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from . import prompt_tokens
+from .health_cache import HealthCache, Ticket
+from .resolve import Candidate
+from .route_options import RouteOptions
+from .snapshot import KeyInfo
+
+route_log = logging.getLogger("apps.gateway.route")
+
+
+@dataclass
+class Attempt:
+    deployment: str
+    provider: str
+    model: str
+    outcome: str  # ok | retryable_error | error | circuit_open
+    status: int | None = None
+    ms: float = 0.0
+
+
+@dataclass
+class RequestContext:
+    health: HealthCache
+    request_id: str
+    endpoint: str
+    started: float = field(default_factory=time.perf_counter)
+    wall_started: float = field(default_factory=time.time)
+    # who and what
+    tenant_id: int | None = None
+    key: KeyInfo | None = None
+    body: dict | None = None
+    workflow_id: str = ""
+    agent_id: str = ""
+    # routing
+    strategy: str = "failover_chain"
+    options: RouteOptions | None = None
+    excluded: dict = field(default_factory=dict)
+    attempts: list[Attempt] = field(default_factory=list)
+    upstream_s: float = 0.0  # time spent waiting on upstreams and backoff (not our overhead)
+    chosen: Candidate | None = None
+    deployment: str | None = None
+    ticket: Ticket | None = None  # the chosen deployment's, while its outcome is pending (streams)
+    # outcome
+    usage: dict | None = None
+    ttft_s: float | None = None
+    error_code: str | None = None
+    streamed: bool = False
+    streamed_text: list = field(default_factory=list)  # content relayed so far, to count when usage is missing
+    finalized: bool = False
+    # admission state, settled when the request ends
+    response_headers: dict[str, str] = field(default_factory=dict)  # rate-limit headers for /v1 clients
+    rates: list = field(default_factory=list)  # open rate-limit admissions: (limits, estimated tokens, lease)
+    spend_rules: bool = False  # the tenant has rules on today's spend: count this request's cost
+    reservation: object = None  # the budget reservation held until settlement
+
+    @property
+    def deadline(self) -> float:
+        return self.started + settings.REQUEST_TIMEOUT_SECONDS
+
+    # ---- reporting ------------------------------------------------------------------------------------
+    def overhead_ms(self) -> float:
+        return max(0.0, (time.perf_counter() - self.started - self.upstream_s) * 1000)
+
+    def headers(self) -> dict[str, str]:
+        tried = sum(1 for a in self.attempts if a.outcome != "circuit_open")
+        return {"x-cb-route": f"strategy={self.strategy}; attempts={tried}",
+                "x-cb-overhead-ms": f"{self.overhead_ms():.2f}"}
+
+    def log(self, *, status: int, error: str | None = None) -> None:
+        """One structured line per request (ROUTE_LOG=all), or only for eventful ones (the default: an error,
+        a failover, an exclusion) — routine first-attempt successes are most of the traffic and cost CPU."""
+        mode = settings.ROUTE_LOG
+        if mode == "off" or not route_log.isEnabledFor(logging.INFO):
+            return
+        if mode == "eventful" and status < 400 and not error and len(self.attempts) <= 1 and not self.excluded:
+            return
+        options = self.options
+        route_log.info("route %s", self.request_id, extra={"cb": {
+            "event": "route", "request_id": self.request_id, "endpoint": self.endpoint, "tenant": self.tenant_id,
+            "requested": options.model if options else None, "strategy": self.strategy,
+            "excluded": self.excluded, "status": status, "error": error,
+            "provider": self.chosen.provider.slug if self.chosen else None,
+            "model": self.chosen.model.model_id if self.chosen else None,
+            "attempts": [a.__dict__ for a in self.attempts],
+            "budget": {"user_id": options.budget_user_id, "project_id": options.budget_project_id}
+            if options and (options.budget_user_id or options.budget_project_id) else None,
+            "duration_ms": round((time.perf_counter() - self.started) * 1000, 2),
+            "overhead_ms": round(self.overhead_ms(), 2),
+        }})
+
+    # ---- the usage ledger's record ------------------------------------------------------------------------
+    def final_usage(self) -> tuple[dict | None, bool]:
+        """The usage to bill and whether we estimated it: the upstream's, else counted from what was relayed
+        (a stream cut short by the client, or an upstream that reports none)."""
+        if self.usage or self.chosen is None or not self.streamed:
+            return self.usage, False
+        model = self.chosen.model
+        prompt = prompt_tokens.estimate_prompt_tokens(self.body or {}, model)
+        text = "".join(self.streamed_text)
+        completion = math.ceil(prompt_tokens.count_text(text) * prompt_tokens.family_factor(model)) if text else 0
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}, True
+
+    def labels(self) -> tuple[str, str]:
+        """The user and project a request is billed to: routing options, then the body's `user`, then the key."""
+        options, key, body = self.options, self.key, self.body or {}
+        user = (options.budget_user_id if options else None) or body.get("user") or (key.user_label if key else "")
+        project = (options.budget_project_id if options else None) or (key.project_label if key else "")
+        return user or "", project or ""
+
+    def usage_entry(self, status: int, usage: dict | None, estimated: bool, cost) -> dict:
+        options, chosen, key, body = self.options, self.chosen, self.key, self.body or {}
+        details = (usage or {}).get("prompt_tokens_details") or {}
+        completion_details = (usage or {}).get("completion_tokens_details") or {}
+        user, project = self.labels()
+        return {
+            "request_id": self.request_id, "created_at": self.wall_started, "tenant_id": self.tenant_id,
+            "api_key_id": key.id if key else None, "user_label": user, "project_label": project,
+            "workflow_id": self.workflow_id, "agent_id": self.agent_id, "endpoint": self.endpoint,
+            "provider": chosen.provider.slug if chosen else (self.attempts[-1].provider if self.attempts else ""),
+            "deployment": self.deployment or "",
+            "model_requested": (options.model if options else body.get("model")) or "",
+            "model_served": chosen.model.model_id if chosen else "", "strategy": self.strategy,
+            "attempts": sum(1 for a in self.attempts if a.outcome != "circuit_open"),
+            "prompt_tokens": (usage or {}).get("prompt_tokens") or 0,
+            "completion_tokens": (usage or {}).get("completion_tokens") or 0,
+            "cached_tokens": details.get("cached_tokens") or 0,
+            "cache_write_tokens": details.get("cache_write_tokens") or 0,
+            "reasoning_tokens": completion_details.get("reasoning_tokens") or 0,
+            "cost": str(cost), "latency_ms": round((time.perf_counter() - self.started) * 1000, 3),
+            "ttft_ms": round(self.ttft_s * 1000, 3) if self.ttft_s is not None else None,
+            "status": status, "error_type": self.error_code or "", "streamed": self.streamed,
+            "usage_estimated": estimated,
+        }
+

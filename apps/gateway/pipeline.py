@@ -1,0 +1,130 @@
+"""The chat completion pipeline, shared by `/v1/chat/completions` and the in-process completion API:
+rate limits → routing options → cost rules → candidates → plan → budget reservation → attempts, and
+`finalize` (ledger record, settlement of every admission step) when the request ends, however it ends."""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+
+from apps.core.errors import InvalidRequest
+from apps.providers.adapters import registry
+from apps.providers.adapters.base import ChunkFactory, Target
+
+from . import metrics
+from .attempts import attempt
+from .context import RequestContext
+from .costs import cost_of
+from .planning import candidates_for, plan, routing_options
+from .resolve import Candidate
+from .runtime import GatewayRuntime
+from .snapshot import Snapshot
+
+# Fields of our own (and OpenRouter's) that must not reach an upstream.
+GATEWAY_FIELDS = ("circuit_breaker", "models", "route", "provider", "transforms")
+
+
+def upstream_body(body: dict, target: Target) -> dict:
+    out = {k: v for k, v in body.items() if k not in GATEWAY_FIELDS}
+    out["model"] = target.model
+    return out
+
+
+def labels_from_metadata(ctx: RequestContext, body: dict, *, workflow_id: str | None = None,
+                         agent_id: str | None = None) -> None:
+    """Workflow and agent ids for the ledger: given by the caller, else the request's metadata."""
+    metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+    ctx.workflow_id = str(workflow_id or metadata.get("workflow_id") or "")[:64]
+    ctx.agent_id = str(agent_id or metadata.get("agent_id") or "")[:64]
+
+
+async def prepare_chat(rt: GatewayRuntime, ctx: RequestContext, snapshot: Snapshot,
+                       body: dict) -> tuple[dict, list[Candidate]]:
+    """Admit the request and plan it: the body to send and the candidates in the order to try."""
+    await rt.rate_limits.admit(ctx, snapshot, body)
+    if body.get("stream") is True and not settings.OPENAI_ENABLE_STREAMING:
+        raise InvalidRequest("Streaming is disabled on this server.", param="stream", code="streaming_disabled")
+    body, options = routing_options(snapshot, ctx.tenant_id, body)
+    options = await rt.cost_rules.admit(ctx, snapshot, body, options)
+    candidates, tiers = candidates_for(snapshot, ctx.tenant_id, options, mode="chat")
+    ordered = await plan(ctx, body, options, candidates, tiers=tiers, snapshot=snapshot)
+
+    async def replan(body: dict, cheaper) -> list[Candidate]:
+        found, found_tiers = candidates_for(snapshot, ctx.tenant_id, cheaper, mode="chat")
+        return await plan(ctx, body, cheaper, found, tiers=[0] * len(found_tiers), snapshot=snapshot)
+
+    return await rt.budgets.admit(ctx, snapshot, body, options, ordered, replan=replan)
+
+
+async def chat(rt: GatewayRuntime, ctx: RequestContext, body: dict, ordered: list[Candidate]) -> dict:
+    """One non-streamed completion, failing over across `ordered`; OpenRouter's `provider` field added."""
+    async def call(candidate: Candidate, target: Target, timeout: float) -> dict:
+        adapter = registry.get(candidate.provider.type)
+        return await rt.upstream.chat(adapter, target, upstream_body(body, target), timeout=timeout)
+
+    result = await attempt(ctx, ordered, call)
+    ctx.usage = result.get("usage")
+    result["provider"] = ctx.chosen.provider.name or ctx.chosen.provider.slug  # as OpenRouter answers
+    return result
+
+
+async def open_chat_stream(rt: GatewayRuntime, ctx: RequestContext, body: dict, ordered: list[Candidate]):
+    """The first batch of chunks and the iterator of the rest. Fail over happens only before the first byte
+    reaches the client, so an attempt includes the first chunk. The chosen deployment's outcome is left for
+    the caller to record (`ctx.ticket`) when the stream ends."""
+    async def call(candidate: Candidate, target: Target, timeout: float):
+        adapter = registry.get(candidate.provider.type)
+        batches = rt.upstream.chat_stream_batches(adapter, target, upstream_body(body, target),
+                                                  ChunkFactory(target.model), timeout=timeout)
+        try:
+            first = await anext(batches)
+        except StopAsyncIteration:
+            first = None
+        except BaseException:
+            await batches.aclose()
+            raise
+        return batches, first
+
+    batches, first = await attempt(ctx, ordered, call, record_success=False)
+    ctx.ttft_s = ctx.attempts[-1].ms / 1000
+    ctx.streamed = True
+    return batches, first
+
+
+def note_chunk(ctx: RequestContext, chunk: dict) -> bool:
+    """Track a relayed chunk (usage, text for counting when usage is missing). False for a usage-only chunk."""
+    choices = chunk.get("choices")
+    if chunk.get("usage") and not choices:
+        ctx.usage = chunk["usage"]
+        return False
+    if choices:
+        content = (choices[0].get("delta") or {}).get("content")
+        if content:
+            ctx.streamed_text.append(content)
+    return True
+
+
+async def finalize(rt: GatewayRuntime, ctx: RequestContext, status: int) -> None:
+    """Right before the last bytes: the ledger record (durable once in Redis) and every admission step settled."""
+    if ctx.finalized:
+        return
+    ctx.finalized = True
+    usage, estimated = ctx.final_usage()
+    ctx.usage = usage
+    cost = cost_of(ctx.chosen.model, usage) if ctx.chosen and usage else 0
+    await rt.ledger.append(ctx.usage_entry(status, usage, estimated, cost))
+    await rt.budgets.settle(ctx, usage)
+    await rt.cost_rules.settle(ctx, cost)
+    await rt.rate_limits.settle(ctx, usage)
+
+
+def account(ctx: RequestContext, status: int, error_code: str | None) -> None:
+    """Metrics and the route log, after the response."""
+    chosen = ctx.chosen
+    metrics.record_request(
+        endpoint=ctx.endpoint, model=chosen.model.model_id if chosen else None,
+        provider=chosen.provider.slug if chosen else None, status=status,
+        duration_s=time.perf_counter() - ctx.started, ttft_s=ctx.ttft_s, usage=ctx.usage,
+        cost=cost_of(chosen.model, ctx.usage) if chosen and ctx.usage else None, error_type=error_code)
+    ctx.log(status=status, error=error_code)

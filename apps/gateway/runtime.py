@@ -1,0 +1,175 @@
+"""What one process of the gateway holds: the configuration snapshot (reloaded when the version key changes),
+the pooled upstream client, the Redis client, the health cache and the admission steps' stores.
+
+The ASGI app starts it in its lifespan; the in-process completion API starts one per event loop on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import time
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from apps.billing.budget_counters import budget_counters_for_settings
+from apps.billing.ledger import LedgerWriter
+from apps.core import config_version
+from apps.core import redis as cb_redis
+
+from .admission.budgets import Budgets
+from .admission.cost_rules import CostRules
+from .admission.rate_limits import RateLimits
+from .health import HealthStore, health_store_for_settings
+from .health_cache import REFRESH_SECONDS, HealthCache
+from .limits import rate_limiter_for_settings
+from .snapshot import Snapshot, build_snapshot
+from .upstream import Upstream
+
+logger = logging.getLogger("apps.gateway")
+
+CONFIG_POLL_SECONDS = 0.5
+CONFIG_FULL_RELOAD_SECONDS = 60
+
+
+class GatewayRuntime:
+    def __init__(self, *, freeze: bool = True):
+        self.freeze = freeze  # gc.freeze() after start-up: for the long-lived web process
+        self.snapshot: Snapshot | None = None
+        self.upstream: Upstream | None = None
+        self.redis = None
+        self.health_store: HealthStore | None = None
+        self.health: HealthCache | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._ready_lock: asyncio.Lock | None = None
+        self.models_cache: dict = {}
+        self.loop: asyncio.AbstractEventLoop | None = None  # its clients and tasks belong to this loop
+
+    # ---- lifecycle ---------------------------------------------------------------------------------
+    async def startup(self) -> None:
+        if self.snapshot is not None:
+            return
+        self.loop = asyncio.get_running_loop()
+        self.upstream = Upstream(pool_size=settings.CONNECTION_POOL_SIZE, timeout=settings.REQUEST_TIMEOUT_SECONDS)
+        if cb_redis.configured():
+            self.redis = cb_redis.async_client()
+        self.health_store = health_store_for_settings(self.redis)
+        self.health = HealthCache(self.health_store)
+        self.rate_limits = RateLimits(rate_limiter_for_settings(self.redis))
+        self.cost_rules = CostRules(self.rate_limits, self.redis)
+        self.budgets = Budgets(budget_counters_for_settings(self.redis))
+        self.ledger = LedgerWriter(self.redis)
+        await self.reload()
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._watch()), loop.create_task(self._health_loop())]
+        if self.freeze:
+            # Everything loaded so far lives as long as the process: move it out of the collector's sight, so
+            # full collections stay short (measured: p99 at c=50 fell from ~100 ms to ~20 ms).
+            gc.collect()
+            gc.freeze()
+
+    async def shutdown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self.health is not None:
+            with contextlib.suppress(Exception):
+                await self.health.tick()  # flush buffered outcomes
+        if self.upstream:
+            await self.upstream.close()
+        if self.health_store is not None:
+            await self.health_store.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+        self.snapshot = None
+
+    async def ready(self) -> Snapshot:
+        """The current snapshot, starting the runtime on first use (servers without lifespan support, such as
+        daphne's runserver, and platform code calling the in-process API)."""
+        if self.snapshot is None:
+            if self._ready_lock is None:
+                self._ready_lock = asyncio.Lock()
+            async with self._ready_lock:
+                await self.startup()
+        return self.snapshot
+
+    # ---- configuration -----------------------------------------------------------------------------
+    async def _version(self):
+        local = config_version.local_version()
+        if self.redis is None:
+            return local
+        try:
+            return (await self.redis.get(config_version.REDIS_KEY), local)
+        except Exception as exc:  # Redis blips keep the current snapshot
+            logger.warning("config version check failed: %s", type(exc).__name__)
+            return self.snapshot.version if self.snapshot else None
+
+    async def reload(self) -> None:
+        version = await self._version()
+        self.snapshot = await sync_to_async(build_snapshot, thread_sensitive=False)(version)
+        self.models_cache = {}
+
+    async def _watch(self) -> None:
+        last_full = time.monotonic()
+        while True:
+            await asyncio.sleep(CONFIG_POLL_SECONDS)
+            try:
+                # The version key says when to reload; a periodic reload covers writes that bypassed it
+                # (queryset.update(), a raw SQL fix, a bump lost while Redis was down).
+                stale = time.monotonic() - last_full > CONFIG_FULL_RELOAD_SECONDS
+                if stale or await self._version() != self.snapshot.version:
+                    await self.reload()
+                    last_full = time.monotonic()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("configuration reload failed; serving the previous snapshot")
+
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_SECONDS)
+            try:
+                await self.health.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("health refresh failed")
+
+    # ---- health reports ------------------------------------------------------------------------------
+    async def circuit_rows(self) -> list[tuple[str, str, str, str]]:
+        """Circuit state of every deployment that has health data, for /metrics (read from the shared store)."""
+        snapshot = self.snapshot
+        if snapshot is None or self.health_store is None:
+            return []
+        slugs = {str(p.id): p.slug for p in snapshot.providers}
+        ids: dict[str, tuple[str, str]] = {}
+        for deployment in await self.health_store.known():  # only deployments that have health data
+            provider_id, _, rest = deployment.partition(":")
+            model_id = rest.partition(":")[2]
+            if provider_id in slugs and model_id:
+                ids[deployment] = (slugs[provider_id], model_id)
+        stats = await self.health_store.stats(list(ids))
+        return [(dep, *ids[dep], s.circuit) for dep, s in stats.items()
+                if s.requests or s.circuit != "closed" or s.latency_ms is not None]
+
+    async def provider_health(self) -> dict[str, dict]:
+        """Per global provider: healthy / degraded (some circuits open) / down (all measured open) / unknown.
+        Tenants' own providers are left out: /health answers anyone."""
+        if self.snapshot is None or self.health_store is None:
+            return {}
+        rows = await self.circuit_rows()
+        report: dict[str, dict] = {}
+        for provider in self.snapshot.providers:
+            if provider.tenant_id is not None:
+                continue
+            states = [state for _, slug, _, state in rows if slug == provider.slug]
+            opened = sum(1 for state in states if state == "open")
+            status = ("unknown" if not states else "down" if opened == len(states)
+                      else "degraded" if opened or "half_open" in states else "healthy")
+            report[provider.slug] = {"type": provider.type, "status": status, "deployments_measured": len(states),
+                                     "circuits_open": opened}
+        return report

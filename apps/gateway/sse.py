@@ -1,0 +1,75 @@
+"""Relaying an upstream stream to a /v1 client as server-sent events, one send per upstream read, and noticing
+when the client leaves."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from apps.core.errors import UpstreamError
+
+from .context import RequestContext
+from .http import SSE_DONE, ClientGone, Responder, sse_event
+from .pipeline import note_chunk
+
+
+async def relay(ctx: RequestContext, respond: Responder, receive, first, batches, *, include_usage: bool,
+                label: str | None) -> None:
+    """Relay until the upstream ends or the client leaves; the chosen deployment's outcome goes to the health
+    cache (a client that left says nothing about the deployment: its ticket is released)."""
+    ticket, opened = ctx.ticket, time.perf_counter() - ctx.attempts[-1].ms / 1000
+    await respond.start_sse()
+    pump = asyncio.ensure_future(pump_events(ctx, respond, first, batches, include_usage=include_usage, label=label))
+    gone = asyncio.ensure_future(wait_disconnect(receive))
+    done, _ = await asyncio.wait({pump, gone}, return_when=asyncio.FIRST_COMPLETED)
+    if pump in done:
+        gone.cancel()
+        failure = pump.result()
+        latency_ms = (time.perf_counter() - opened) * 1000
+        if failure is None:
+            await ctx.health.success(ticket, latency_ms=latency_ms, ttft_ms=ctx.ttft_s * 1000)
+        else:
+            await ctx.health.failure(ticket, latency_ms=latency_ms)
+        return
+    # The client left: stop reading upstream, which closes that connection.
+    pump.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):  # nobody is left to tell
+        await pump
+    await batches.aclose()
+    await ctx.health.release(ticket)
+    raise ClientGone
+
+
+async def wait_disconnect(receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def pump_events(ctx: RequestContext, respond: Responder, first, batches, *, include_usage: bool,
+                      label: str | None = None) -> UpstreamError | None:
+    """Relay batches of chunks, one send per upstream read; returns the error that ended the stream early."""
+    failure = None
+    try:
+        batch = first
+        while batch is not None:
+            events = []
+            for chunk in batch:
+                if label is not None:
+                    chunk["provider"] = label
+                if not note_chunk(ctx, chunk):
+                    if include_usage:
+                        events.append(sse_event(chunk))
+                    continue
+                if include_usage or "usage" not in chunk:
+                    events.append(sse_event(chunk))
+                else:
+                    events.append(sse_event({k: v for k, v in chunk.items() if k != "usage"}))
+            if events:
+                await respond.sse(b"".join(events))
+            batch = await anext(batches, None)
+    except UpstreamError as error:
+        failure = error
+        await respond.sse(sse_event(error.as_openai()))
+    await respond.sse(SSE_DONE, last=True)
+    return failure
