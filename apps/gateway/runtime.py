@@ -74,7 +74,8 @@ class GatewayRuntime:
     async def shutdown(self) -> None:
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:  # bounded: a loop being torn down must not wait on a background task
+            await asyncio.wait(self._tasks, timeout=1)
         self._tasks = []
         if self.health is not None:
             with contextlib.suppress(Exception):

@@ -4,6 +4,7 @@ upstream, the same ledger record with exact cost and labels, failover, budgets a
 from __future__ import annotations
 
 import asyncio
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -16,6 +17,8 @@ from tests.fakes.openai import FakeOpenAI
 pytestmark = pytest.mark.django_db
 INPUT, OUTPUT = Decimal("0.0000025"), Decimal("0.00001")  # gpt-4o list prices per token
 MESSAGES = [{"role": "user", "content": "hello from an agent"}]
+RUN = uuid.uuid4().hex[:8]  # request ids are unique across runs: the ledger ignores a repeated id
+RID = {name: f"req_inproc_{name}_{RUN}" for name in ("1", "key", "stream", "cut", "err", "failover")}
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +61,12 @@ def records(request_ids):
 def test_complete_answers_and_is_recorded_like_v1(setup, run):
     result = run(completion_api.complete(setup["tenant"], {"model": "gpt-4o", "messages": MESSAGES},
                                          workflow_id="wf-review", agent_id="agent-7", project="apollo",
-                                         request_id="req_inproc_1"))
+                                         request_id=RID["1"]))
     assert result["object"] == "chat.completion"
     assert "hello from an agent" in result["choices"][0]["message"]["content"]
     assert result["provider"] == "ip-openai"
     usage = result["usage"]
-    row = committed(records, ["req_inproc_1"])["req_inproc_1"]
+    row = committed(records, [RID["1"]])[RID["1"]]
     assert (row.tenant_id, row.status, row.endpoint) == (setup["tenant"].id, 200, "chat.completions")
     assert (row.workflow_id, row.agent_id, row.project_label) == ("wf-review", "agent-7", "apollo")
     assert (row.prompt_tokens, row.completion_tokens) == (usage["prompt_tokens"], usage["completion_tokens"])
@@ -73,8 +76,8 @@ def test_complete_answers_and_is_recorded_like_v1(setup, run):
 
 def test_key_labels_apply_when_a_key_is_named(setup, run):
     run(completion_api.complete(setup["tenant"].id, {"model": "gpt-4o", "messages": MESSAGES},
-                                api_key_id=setup["key"].id, request_id="req_inproc_key"))
-    row = committed(records, ["req_inproc_key"])["req_inproc_key"]
+                                api_key_id=setup["key"].id, request_id=RID["key"]))
+    row = committed(records, [RID["key"]])[RID["key"]]
     assert (row.api_key_id, row.user_label) == (setup["key"].id, "agent-user")
 
 
@@ -83,7 +86,7 @@ def test_stream_yields_chunks_and_records_usage(setup, run):
         chunks = []
         async for chunk in completion_api.stream(setup["tenant"], {
                 "model": "gpt-4o", "messages": MESSAGES, "stream_options": {"include_usage": True}},
-                request_id="req_inproc_stream"):
+                request_id=RID["stream"]):
             chunks.append(chunk)
         return chunks
 
@@ -91,7 +94,7 @@ def test_stream_yields_chunks_and_records_usage(setup, run):
     text = "".join((c["choices"][0]["delta"].get("content") or "") for c in chunks if c["choices"])
     assert "hello from an agent" in text
     assert chunks[-1]["usage"]["completion_tokens"] > 0 and all(c["provider"] == "ip-openai" for c in chunks)
-    row = committed(records, ["req_inproc_stream"])["req_inproc_stream"]
+    row = committed(records, [RID["stream"]])[RID["stream"]]
     assert row.streamed and row.status == 200
     assert row.completion_tokens == chunks[-1]["usage"]["completion_tokens"]
 
@@ -100,13 +103,13 @@ def test_stream_closed_early_is_billed_for_what_was_relayed(setup, run):
     async def first_only():
         iterator = completion_api.stream(setup["tenant"], {
             "model": "gpt-4o", "messages": [{"role": "user", "content": "!slow 0.05 a long answer please"}]},
-            request_id="req_inproc_cut")
+            request_id=RID["cut"])
         first = await anext(iterator)
         await iterator.aclose()
         return first
 
     assert run(first_only())["object"] == "chat.completion.chunk"
-    row = committed(records, ["req_inproc_cut"])["req_inproc_cut"]
+    row = committed(records, [RID["cut"]])[RID["cut"]]
     assert row.status == 499 and row.usage_estimated and row.prompt_tokens > 0
 
 
@@ -114,12 +117,12 @@ def test_upstream_error_mid_stream_raises_and_is_recorded(setup, run):
     async def consume():
         async for _ in completion_api.stream(setup["tenant"], {
                 "model": "gpt-4o", "messages": [{"role": "user", "content": "!error-after 2 tell me more"}]},
-                request_id="req_inproc_err"):
+                request_id=RID["err"]):
             pass
 
     with pytest.raises(errors.UpstreamError):
         run(consume())
-    row = committed(records, ["req_inproc_err"])["req_inproc_err"]
+    row = committed(records, [RID["err"]])[RID["err"]]
     assert row.status >= 500 and row.error_type
 
 
@@ -154,9 +157,9 @@ def test_fails_over_to_the_next_deployment(setup, run, django_db_blocker):
     try:
         result = run(completion_api.complete(setup["tenant"], {
             "model": "gpt-4o", "messages": MESSAGES, "circuit_breaker": {"routing_strategy": "failover_chain"}},
-            request_id="req_inproc_failover"))
+            request_id=RID["failover"]))
         assert result["provider"] == "ip-openai"
-        row = committed(records, ["req_inproc_failover"])["req_inproc_failover"]
+        row = committed(records, [RID["failover"]])[RID["failover"]]
         assert row.attempts == 2 and row.status == 200
     finally:
         committed(lambda: Provider.objects.filter(slug="ip-dead").delete())
