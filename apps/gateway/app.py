@@ -26,6 +26,7 @@ from apps.billing.budget_counters import Refusal, applicable, budget_counters_fo
 from apps.billing.ledger import LedgerWriter
 from apps.core import config_version
 from apps.core import redis as cb_redis
+from apps.core.errors import ApiError
 from apps.providers.adapters import registry
 from apps.providers.adapters.base import ChunkFactory, Target, UpstreamError
 
@@ -240,8 +241,8 @@ class GatewayApp:
         except ClientGone:
             error_code = "client_disconnected"
             return None
-        except (GatewayError, UpstreamError) as failure:
-            error = failure if isinstance(failure, GatewayError) else _upstream_failure(failure)
+        except (ApiError, UpstreamError) as failure:
+            error = failure if isinstance(failure, ApiError) else _upstream_failure(failure)
             error_code = error.code or error.type
             if route is not None:
                 route.error_code = error_code

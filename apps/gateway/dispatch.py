@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from apps.providers.adapters.base import Target, UpstreamError
+from apps.providers.route_options import RouteOptions, parse_route_options, request_needs
 
 from . import metrics
 from .errors import GatewayError, NotFound
 from .health import HealthStats
 from .health_view import HealthView, Ticket
 from .resolve import Candidate, resolve
-from .route_options import RouteOptions, parse_route_options, request_needs
 from .routing import candidate_key, plan
 from .snapshot import VIRTUAL_MODELS, KeyInfo, Snapshot
 from .tokens import LazyPromptTokens

@@ -39,10 +39,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from apps.core.vocabulary import ROUTING_STRATEGIES
-
-from .errors import GatewayError
-from .resolve import TYPE_PREFIXES, Candidate
-from .route_options import (
+from apps.providers.route_options import (
     TASK_TYPES,
     Needs,
     RouteOptions,
@@ -50,6 +47,9 @@ from .route_options import (
     request_needs,
     split_suffix,
 )
+
+from .errors import GatewayError
+from .resolve import TYPE_PREFIXES, Candidate
 from .snapshot import ModelInfo, ProviderInfo
 from .tokens import PromptTokenCounter, estimate_prompt_tokens
 

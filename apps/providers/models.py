@@ -10,6 +10,8 @@ from apps.core.http import validate_upstream_url
 from apps.core.models import TimeStampedModel
 from apps.core.vocabulary import ROUTING_STRATEGIES
 
+from .route_validation import validate_constraints
+
 
 class ProviderType(models.TextChoices):
     OPENAI = "openai", "OpenAI"
@@ -231,8 +233,6 @@ class VirtualModel(TimeStampedModel):
             raise ValidationError({"candidates": "Must be a list of model names."})
         if not isinstance(self.constraints, dict):
             raise ValidationError({"constraints": "Must be a JSON object of circuit_breaker options."})
-        from apps.gateway.route_validation import validate_constraints
-
         validate_constraints(self.constraints, strategy=self.strategy)
 
 

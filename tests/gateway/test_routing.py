@@ -16,11 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from apps.core.errors import ApiError as GatewayError  # route options raise InvalidRequest, plan GatewayError
 from apps.core.vocabulary import ROUTING_STRATEGIES
 from apps.gateway import tokens
-from apps.gateway.errors import GatewayError
 from apps.gateway.resolve import Candidate
-from apps.gateway.route_options import TASK_TYPES, Needs, RouteOptions, parse_route_options, request_needs
 from apps.gateway.routing import (
     CandidateHealth,
     blended_price_per_1k,
@@ -33,6 +32,7 @@ from apps.gateway.routing import (
 )
 from apps.gateway.snapshot import ModelInfo, ProviderInfo
 from apps.gateway.tokens import PromptTokenCounter, count_request, count_text, estimate_prompt_tokens
+from apps.providers.route_options import TASK_TYPES, Needs, RouteOptions, parse_route_options, request_needs
 
 M = Decimal(1_000_000)
 ALL_CAPS = frozenset({"streaming", "tools", "vision", "json_mode"})
