@@ -14,14 +14,14 @@ from datetime import datetime
 from decimal import Decimal
 
 from apps.core.vocabulary import VIRTUAL_MODELS  # noqa: F401 - re-exported to the gateway's modules
+from apps.providers.adapters import registry
 
 logger = logging.getLogger(__name__)
 
 # Provider types that work without a key (local servers) or may have none (self-hosted compatible APIs).
-KEYLESS_TYPES = {"ollama", "simulated", "openai_compatible"}
-# Prefixes users write in `provider/model` names, OpenRouter style.
-TYPE_PREFIXES = {"openai": "openai", "azure": "azure", "anthropic": "anthropic", "google": "gemini",
-                 "gemini": "gemini", "ollama": "ollama", "simulated": "simulated"}
+KEYLESS_TYPES = registry.keyless_types()
+# Prefixes users write in `provider/model` names, OpenRouter style (declared by the adapters).
+TYPE_PREFIXES = registry.type_prefixes()
 
 
 @dataclass(frozen=True, slots=True)

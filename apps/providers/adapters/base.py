@@ -223,9 +223,20 @@ class StreamTranslator:
 
 
 class Adapter:
-    """Base class. Subclasses set `name` and implement the chat methods; embeddings are optional."""
+    """Base class. Subclasses set `name` and implement the chat methods; embeddings are optional.
 
-    name = ""
+    Each concrete adapter class serves one provider type and declares what the rest of the product says about
+    it (the `Provider.type` choices, default endpoints, which types work without a key, the `provider/model`
+    prefixes users write); `registry` lists them, so adding a protocol is one module and one registry line.
+    """
+
+    name = ""  # the wire protocol (OpenAI-compatible servers speak "openai")
+    provider_type = ""  # the `Provider.type` value this adapter serves
+    label = ""  # how the type is shown to people (admin, API schema)
+    default_base_url = ""  # blank: the provider needs a base URL of the user's own
+    base_url_required = False  # True: no public endpoint exists (Azure resources, self-hosted servers)
+    needs_key = True  # False: works without a key (local servers) or may have none (self-hosted APIs)
+    prefixes: tuple[str, ...] = ()  # what users write before the slash in `provider/model` names
     local = False  # True: answers in-process via complete()/stream()/embed() instead of HTTP
     supports_embeddings = False
     supports_completions = False
@@ -251,6 +262,10 @@ class Adapter:
 
     # legacy completions
     def completions_request(self, body: dict, target: Target, *, stream: bool) -> UpstreamRequest:
+        raise NotImplementedError
+
+    def completions_stream(self, target: Target, chunks: ChunkFactory) -> StreamTranslator:
+        """The translator for a streamed /v1/completions body (only where `supports_completions`)."""
         raise NotImplementedError
 
     # errors

@@ -391,6 +391,10 @@ class GeminiStream(StreamTranslator):
 
 class GeminiAdapter(Adapter):
     name = "gemini"
+    provider_type = "gemini"
+    label = "Google Gemini"
+    default_base_url = "https://generativelanguage.googleapis.com"
+    prefixes = ("google", "gemini")
     supports_embeddings = True
 
     def chat_request(self, body: dict, target: Target, *, stream: bool) -> UpstreamRequest:
