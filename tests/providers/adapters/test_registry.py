@@ -13,7 +13,7 @@ def test_provider_type_choices_come_from_the_adapters():
 
 def test_endpoints_keys_and_prefixes_are_declared_per_adapter():
     assert DEFAULT_BASE_URLS["openai"] == "https://api.openai.com/v1" and "azure" not in DEFAULT_BASE_URLS
-    assert BASE_URL_REQUIRED == {"azure", "openai_compatible"}
+    assert {"azure", "openai_compatible"} == BASE_URL_REQUIRED
     assert registry.keyless_types() == {"ollama", "simulated", "openai_compatible"}
     prefixes = registry.type_prefixes()
     assert prefixes["google"] == prefixes["gemini"] == "gemini" and prefixes["custom"] == "openai_compatible"
