@@ -4,9 +4,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from apps.tenants.facade import key_hash
 from apps.tenants.models import ApiKey
 from apps.tenants.selectors import api_key_from_secret
-from apps.tenants.services import api_key_revoke, hash_secret
+from apps.tenants.services import api_key_revoke
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -17,7 +18,7 @@ def test_key_is_shown_once_and_stored_as_hash():
     key, secret = factories.api_key(tenant, name="ci")
     assert secret.startswith("cb-") and len(secret) > 40
     stored = ApiKey.objects.get(pk=key.pk)
-    assert stored.key_hash == hash_secret(secret)
+    assert stored.key_hash == key_hash(secret)
     assert secret not in str(ApiKey.objects.filter(pk=key.pk).values().first())
     assert stored.hint == f"cb-…{secret[-4:]}"
     assert api_key_from_secret(secret) == key
