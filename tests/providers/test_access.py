@@ -12,7 +12,8 @@ from apps.providers.access import (
 )
 from apps.providers.models import ModelRoute, VirtualModel
 from apps.tenants.access import api_key_access_by_id, tenant_access_by_id
-from tests import factories
+from tests.providers import factories as provider_factories
+from tests.tenants import factories as tenant_factories
 
 pytestmark = pytest.mark.django_db
 
@@ -20,12 +21,12 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def owned():
     """Rows of tenant B, one per endpoint family, by URL prefix."""
-    b = factories.tenant("access-b")
-    provider = factories.provider(b)
-    key, _ = factories.api_key(b)
+    b = tenant_factories.tenant("access-b")
+    provider = provider_factories.provider(b)
+    key, _ = tenant_factories.api_key(b)
     return b, {
         "/api/providers/": provider.pk,
-        "/api/credentials/": factories.credential(provider).pk,
+        "/api/credentials/": provider_factories.credential(provider).pk,
         "/api/keys/": key.pk,
         "/api/virtual-models/": VirtualModel.objects.create(tenant=b, name="b-only").pk,
         "/api/routes/": ModelRoute.objects.create(tenant=b, model="gpt-4", primary="openai").pk,
@@ -34,7 +35,7 @@ def owned():
 
 def test_every_family_answers_foreign_and_missing_alike(owned):
     _, rows = owned
-    _, client_a = factories.admin_api("access-a")
+    _, client_a = tenant_factories.admin_api("access-a")
     for prefix, pk in rows.items():
         for method, args in (("get", ()), ("patch", ({"name": "pwned"},)), ("delete", ())):
             call = getattr(client_a, method)
@@ -47,16 +48,16 @@ def test_every_family_answers_foreign_and_missing_alike(owned):
 
 def test_owner_reaches_its_rows(owned):
     b, rows = owned
-    _, secret = factories.api_key(b, scopes=["admin"])
-    client_b = factories.api_client(secret)
+    _, secret = tenant_factories.api_key(b, scopes=["admin"])
+    client_b = tenant_factories.api_client(secret)
     for prefix, pk in rows.items():
         assert client_b.get(f"{prefix}{pk}/").status_code == 200, prefix
 
 
 def test_helpers_apply_the_one_rule(owned):
     b, rows = owned
-    a = factories.tenant("access-c")
-    shared = factories.provider(None)
+    a = tenant_factories.tenant("access-c")
+    shared = provider_factories.provider(None)
     global_vm = VirtualModel.objects.create(name="shared-vm")
     for helper, pk in ((provider_access_by_id, rows["/api/providers/"]),
                        (credential_access_by_id, rows["/api/credentials/"]),
@@ -72,7 +73,7 @@ def test_helpers_apply_the_one_rule(owned):
     assert provider_access_by_id(a, shared.pk, for_write=True, staff=True).pk == shared.pk
     with pytest.raises(PermissionDenied):
         virtual_model_access_by_id(a, global_vm.pk, for_write=True)
-    shared_credential = factories.credential(shared)
+    shared_credential = provider_factories.credential(shared)
     with pytest.raises(NotFound):  # global providers' keys are the operator's, not even readable
         credential_access_by_id(a, shared_credential.pk)
     assert tenant_access_by_id(b, b.pk) == b
@@ -81,8 +82,8 @@ def test_helpers_apply_the_one_rule(owned):
 
 
 def test_global_rows_answer_403_to_tenant_writes():
-    _, client = factories.admin_api("access-d")
-    shared = factories.provider(None)
+    _, client = tenant_factories.admin_api("access-d")
+    shared = provider_factories.provider(None)
     response = client.patch(f"/api/providers/{shared.pk}/", {"name": "mine"}, format="json")
     assert response.status_code == 403 and response.json()["code"] == "global_object"
     assert client.get(f"/api/providers/{shared.pk}/").status_code == 200

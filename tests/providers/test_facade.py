@@ -6,15 +6,16 @@ from apps.providers import facade
 from apps.providers.env_sync import providers_sync_from_env
 from apps.providers.models import ModelEntry, ModelRoute, ProviderCredential, VirtualModel
 from cbplatform.env import Env, env_providers
-from tests import factories
+from tests.providers import factories as provider_factories
+from tests.tenants import factories as tenant_factories
 
 pytestmark = pytest.mark.django_db
 
 
 def test_providers_carry_their_decrypted_keys_and_skip_unreadable_ones():
-    provider = factories.provider(factories.tenant(), base_url="https://llm.example.com/v1/")
-    good = factories.credential(provider, api_key_value="sk-good-key-0001")
-    bad = factories.credential(provider, api_key_value="sk-bad-key-0002")
+    provider = provider_factories.provider(tenant_factories.tenant(), base_url="https://llm.example.com/v1/")
+    good = provider_factories.credential(provider, api_key_value="sk-good-key-0001")
+    bad = provider_factories.credential(provider, api_key_value="sk-bad-key-0002")
     ProviderCredential.objects.filter(pk=bad.pk).update(encrypted_key="not-a-fernet-token")
     info = next(p for p in facade.provider_infos() if p.id == provider.id)
     assert info.keys == [(good.pk, "sk-good-key-0001")] and info.base_url == "https://llm.example.com/v1"
@@ -35,7 +36,7 @@ def test_env_mirrored_providers_count_only_where_the_environment_sets_them(setti
 
 
 def test_catalogue_virtual_models_and_routes_map_by_field():
-    tenant = factories.tenant()
+    tenant = tenant_factories.tenant()
     ModelEntry.objects.create(model_id="facade-model", provider_type="openai", aliases=["fm"], tags=["cheap"],
                               input_price="0.000001", output_price="0.000002", supports_tools=True)
     ModelEntry.objects.create(model_id="facade-off", provider_type="openai", enabled=False)

@@ -5,14 +5,14 @@ import pytest
 from apps.tenants import facade
 from apps.tenants.models import ApiKey
 from apps.tenants.services import api_key_revoke
-from tests import factories
+from tests.tenants import factories as tenant_factories
 
 pytestmark = pytest.mark.django_db
 
 
 def test_key_info_by_hash_is_the_stored_key():
-    tenant = factories.tenant()
-    key, secret = factories.api_key(tenant, scopes=["inference", "admin"], user_label="alice")
+    tenant = tenant_factories.tenant()
+    key, secret = tenant_factories.api_key(tenant, scopes=["inference", "admin"], user_label="alice")
     assert secret.startswith(facade.KEY_PREFIX)
     info = facade.key_info_by_hash(facade.key_hash(secret))
     assert info.id == key.id and info.tenant_id == tenant.id and info.scopes == {"inference", "admin"}
@@ -25,7 +25,7 @@ def test_key_info_by_hash_is_the_stored_key():
 
 
 def test_tenant_infos_include_inactive_tenants():
-    tenant = factories.tenant()
+    tenant = tenant_factories.tenant()
     tenant.is_active = False
     tenant.save()
     info = facade.tenant_infos()[tenant.id]
