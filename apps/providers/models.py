@@ -11,6 +11,7 @@ from apps.core.models import TimeStampedModel
 from apps.core.vocabulary import ROUTING_STRATEGIES
 
 from .adapters import registry
+from .env_secrets import env_secret
 from .route_validation import validate_constraints
 
 # The adapters declare the provider types (see adapters.base.Adapter); members are named by type, upper-cased
@@ -117,8 +118,6 @@ class ProviderCredential(models.Model):
     def secret(self) -> str:
         """The plaintext key, for the outbound request only. Never log or return it."""
         if self.source == Source.ENVIRONMENT:
-            from apps.providers.env_sync import env_secret
-
             return env_secret(self.provider.slug, self.env_var)
         return crypto.decrypt(self.encrypted_key)
 

@@ -12,6 +12,7 @@ Vocabulary:
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -134,8 +135,6 @@ class ChunkFactory:
 
 
 def new_completion_id() -> str:
-    import secrets
-
     return "chatcmpl-" + secrets.token_urlsafe(18)
 
 
