@@ -30,7 +30,8 @@ def tenant_row_access(queryset: QuerySet, pk, *, tenant, for_write: bool = False
     row = rows.first()
     if row is None:
         raise NotFound(f"No {label} with id {pk!r}.")
-    if for_write and getattr(row, f"{tenant_field}_id") is None and not staff:
+    # Only where globals are shared can a global row come back (and `tenant_field` may then be a path).
+    if for_write and shared_globals and getattr(row, f"{tenant_field}_id") is None and not staff:
         raise PermissionDenied(f"This {label} is global; only staff can change it.", code="global_object")
     return row
 

@@ -11,6 +11,7 @@ import logging
 import uuid
 
 from django.db import transaction
+from django.db.models.signals import post_delete, post_save
 
 from apps.core import redis as cb_redis
 
@@ -43,8 +44,6 @@ def local_version() -> int:
 
 def track(*models) -> None:
     """Bump the version whenever one of these models is saved or deleted (admin, API, shell)."""
-    from django.db.models.signals import post_delete, post_save
-
     def handler(**kwargs):
         config_changed()
 

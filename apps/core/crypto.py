@@ -14,8 +14,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
-
-from cbplatform.env import EnvError
+from django.core.exceptions import ImproperlyConfigured
 
 
 class DecryptionError(Exception):
@@ -37,7 +36,8 @@ def _fernet() -> MultiFernet:
         try:
             fernets.append(Fernet(key.encode()))
         except (ValueError, TypeError):
-            raise EnvError(
+            # ImproperlyConfigured (cbplatform.env.EnvError's base): manage.py prints it as one line.
+            raise ImproperlyConfigured(
                 f"ENCRYPTION_KEY entry {index} is not a Fernet key; generate one with "
                 "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
             ) from None

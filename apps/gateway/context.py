@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from apps.providers.route_options import RouteOptions
+
 from . import prompt_tokens
 from .health_cache import HealthCache, Ticket
 from .resolve import Candidate
-from .route_options import RouteOptions
 from .snapshot import KeyInfo
 
 route_log = logging.getLogger("apps.gateway.route")

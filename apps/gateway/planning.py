@@ -11,12 +11,12 @@ from __future__ import annotations
 from django.conf import settings
 
 from apps.core.errors import ApiError, ModelNotFound
+from apps.providers.route_options import RouteOptions, parse_route_options, request_needs
 
 from .context import RequestContext
 from .health import HealthStats
 from .prompt_tokens import LazyPromptTokens
 from .resolve import Candidate, resolve
-from .route_options import RouteOptions, parse_route_options, request_needs
 from .routing import candidate_key
 from .routing import plan as routing_plan
 from .snapshot import VIRTUAL_MODELS, Snapshot

@@ -16,7 +16,6 @@ from .snapshot import TYPE_PREFIXES, VIRTUAL_MODELS, ModelInfo, ProviderInfo, Sn
 
 ALL_CAPABILITIES = frozenset({"streaming", "tools", "vision", "json_mode", "embeddings"})
 MODES_FOR = {"chat": ("chat",), "embedding": ("embedding",), "completion": ("completion", "chat")}
-TYPE_PREFIXES = {**TYPE_PREFIXES, "custom": "openai_compatible"}
 
 
 @dataclass(frozen=True, slots=True)

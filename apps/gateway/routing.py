@@ -40,10 +40,7 @@ from typing import Protocol
 
 from apps.core.errors import InternalError, NoCandidate
 from apps.core.vocabulary import ROUTING_STRATEGIES
-
-from .prompt_tokens import PromptTokenCounter, estimate_prompt_tokens
-from .resolve import TYPE_PREFIXES, Candidate
-from .route_options import (
+from apps.providers.route_options import (
     TASK_TYPES,
     Needs,
     RouteOptions,
@@ -51,6 +48,9 @@ from .route_options import (
     request_needs,
     split_suffix,
 )
+
+from .prompt_tokens import PromptTokenCounter, estimate_prompt_tokens
+from .resolve import TYPE_PREFIXES, Candidate
 from .snapshot import ModelInfo, ProviderInfo
 
 __all__ = [

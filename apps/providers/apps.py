@@ -1,4 +1,7 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+from apps.core.config_version import track
 
 
 class ProvidersConfig(AppConfig):
@@ -6,10 +9,7 @@ class ProvidersConfig(AppConfig):
     label = "providers"
 
     def ready(self):
-        from django.db.models.signals import post_migrate
-
-        from apps.core.config_version import track
-
+        # Models load only once the app registry is ready, i.e. here, not at apps.py import time.
         from .models import ModelEntry, ModelRoute, Provider, ProviderCredential, VirtualModel
 
         track(Provider, ProviderCredential, ModelEntry, VirtualModel, ModelRoute)
@@ -18,7 +18,7 @@ class ProvidersConfig(AppConfig):
 
 def _mirror_environment(using="default", **kwargs):
     """`migrate` also mirrors environment providers, so `migrate` + `runserver` works like `serve`."""
-    from .env_sync import providers_sync_from_env
+    from .env_sync import providers_sync_from_env  # imports models: only after the registry is ready
 
     if using == "default":
         providers_sync_from_env()

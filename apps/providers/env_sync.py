@@ -16,15 +16,6 @@ from .models import Provider, ProviderCredential, ProviderType, Source
 SIMULATED_SLUG = "simulated"
 
 
-def env_secret(provider_slug: str, env_var: str) -> str:
-    for provider in settings.ENV_PROVIDERS:
-        if provider.slug == provider_slug:
-            for name, key in zip(provider.key_vars, provider.keys, strict=True):
-                if name == env_var:
-                    return key
-    raise LookupError(f"{env_var} is not set in this process's environment")
-
-
 @transaction.atomic
 def providers_sync_from_env() -> list[Provider]:
     """Upsert one global provider per configured environment provider; disable those no longer configured."""

@@ -10,25 +10,17 @@ from apps.core.http import validate_upstream_url
 from apps.core.models import TimeStampedModel
 from apps.core.vocabulary import ROUTING_STRATEGIES
 
+from .adapters import registry
+from .env_secrets import env_secret
+from .route_validation import validate_constraints
 
-class ProviderType(models.TextChoices):
-    OPENAI = "openai", "OpenAI"
-    AZURE = "azure", "Azure OpenAI"
-    ANTHROPIC = "anthropic", "Anthropic"
-    GEMINI = "gemini", "Google Gemini"
-    OLLAMA = "ollama", "Ollama"
-    OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible"
-    SIMULATED = "simulated", "Simulated (built-in)"
-
-
-DEFAULT_BASE_URLS = {
-    ProviderType.OPENAI: "https://api.openai.com/v1",
-    ProviderType.ANTHROPIC: "https://api.anthropic.com",
-    ProviderType.GEMINI: "https://generativelanguage.googleapis.com",
-    ProviderType.OLLAMA: "http://localhost:11434",
-}
+# The adapters declare the provider types (see adapters.base.Adapter); members are named by type, upper-cased
+# (ProviderType.OPENAI, ProviderType.OPENAI_COMPATIBLE, …).
+ProviderType = models.TextChoices(
+    "ProviderType", [(value.upper(), (value, label)) for value, label in registry.provider_type_choices()])
+DEFAULT_BASE_URLS = registry.default_base_urls()
 # These cannot work without a base URL of the user's own.
-BASE_URL_REQUIRED = {ProviderType.AZURE, ProviderType.OPENAI_COMPATIBLE}
+BASE_URL_REQUIRED = registry.base_url_required_types()
 
 
 class Source(models.TextChoices):
@@ -126,8 +118,6 @@ class ProviderCredential(models.Model):
     def secret(self) -> str:
         """The plaintext key, for the outbound request only. Never log or return it."""
         if self.source == Source.ENVIRONMENT:
-            from apps.providers.env_sync import env_secret
-
             return env_secret(self.provider.slug, self.env_var)
         return crypto.decrypt(self.encrypted_key)
 
@@ -231,8 +221,6 @@ class VirtualModel(TimeStampedModel):
             raise ValidationError({"candidates": "Must be a list of model names."})
         if not isinstance(self.constraints, dict):
             raise ValidationError({"constraints": "Must be a JSON object of circuit_breaker options."})
-        from apps.gateway.route_validation import validate_constraints
-
         validate_constraints(self.constraints, strategy=self.strategy)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
-from .models import ModelEntry, Provider, ProviderCredential
+from .models import ModelEntry, ModelRoute, Provider, ProviderCredential, VirtualModel
 
 
 def provider_list(*, tenant) -> QuerySet[Provider]:
@@ -25,13 +25,9 @@ def model_list(*, tenant=None) -> QuerySet[ModelEntry]:
     return entries.filter(Q(provider__isnull=True) | Q(provider__tenant__isnull=True) | Q(provider__tenant=tenant))
 
 
-def virtual_model_list(*, tenant):
-    from .models import VirtualModel
-
+def virtual_model_list(*, tenant) -> QuerySet[VirtualModel]:
     return VirtualModel.objects.filter(Q(tenant__isnull=True) | Q(tenant=tenant))
 
 
-def model_route_list(*, tenant):
-    from .models import ModelRoute
-
+def model_route_list(*, tenant) -> QuerySet[ModelRoute]:
     return ModelRoute.objects.filter(Q(tenant__isnull=True) | Q(tenant=tenant))

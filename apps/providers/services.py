@@ -1,4 +1,8 @@
-"""Writes for providers, credentials and the catalogue. Keyword-only, tenant first."""
+"""Writes for providers, credentials and the catalogue. Keyword-only, tenant first.
+
+Callers reach existing rows through `access.py` (`<thing>_access_by_id(..., for_write=True)`), which owns the
+tenant rule (another tenant's row is missing; global rows are staff's to change); services assume that.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +16,9 @@ from .models import ModelEntry, Provider, ProviderCredential, Source
 _PROVIDER_FIELDS = ("slug", "name", "type", "base_url", "enabled", "priority", "collects_data", "options")
 
 
-def _ensure_writable(provider: Provider, tenant) -> None:
+def _ensure_writable(provider: Provider) -> None:
     if provider.source == Source.ENVIRONMENT:
         raise PermissionDenied("Environment providers are read-only; change the environment instead.")
-    if tenant is not None and provider.tenant_id != tenant.id:
-        raise PermissionDenied("Global providers are managed by staff.")
 
 
 @transaction.atomic
@@ -32,7 +34,7 @@ def provider_create(*, tenant, **fields) -> Provider:
 
 @transaction.atomic
 def provider_update(*, tenant, provider: Provider, **fields) -> Provider:
-    _ensure_writable(provider, tenant)
+    _ensure_writable(provider)
     for name, value in fields.items():
         if name not in _PROVIDER_FIELDS:
             raise TypeError(f"unknown provider field: {name}")
@@ -43,7 +45,7 @@ def provider_update(*, tenant, provider: Provider, **fields) -> Provider:
 
 
 def provider_delete(*, tenant, provider: Provider) -> None:
-    _ensure_writable(provider, tenant)
+    _ensure_writable(provider)
     provider.delete()
 
 
@@ -58,7 +60,7 @@ def _validate_secret(api_key: str) -> str:
 @transaction.atomic
 def credential_create(*, tenant, provider: Provider, api_key: str, name: str = "",
                       enabled: bool = True) -> ProviderCredential:
-    _ensure_writable(provider, tenant)
+    _ensure_writable(provider)
     credential = ProviderCredential(provider=provider, name=name, enabled=enabled)
     credential.set_secret(_validate_secret(api_key))
     credential.full_clean(exclude=["encrypted_key", "hint"])
@@ -69,7 +71,7 @@ def credential_create(*, tenant, provider: Provider, api_key: str, name: str = "
 @transaction.atomic
 def credential_update(*, tenant, credential: ProviderCredential, api_key: str | None = None,
                       name: str | None = None, enabled: bool | None = None) -> ProviderCredential:
-    _ensure_writable(credential.provider, tenant)
+    _ensure_writable(credential.provider)
     if api_key is not None:
         credential.set_secret(_validate_secret(api_key))
     if name is not None:
@@ -96,16 +98,13 @@ def model_entry_save(*, entry: ModelEntry) -> ModelEntry:
 
 
 def tenant_config_save(*, tenant, instance):
-    """Create or update a tenant-owned VirtualModel or ModelRoute; global ones are staff's (admin)."""
-    if instance.pk is not None and instance.tenant_id != tenant.id:
-        raise PermissionDenied("Global routing configuration is managed by staff.")
-    instance.tenant = tenant
+    """Create a tenant's own VirtualModel or ModelRoute, or update one reached with `for_write=True`."""
+    if instance.pk is None:
+        instance.tenant = tenant
     instance.full_clean()
     instance.save()
     return instance
 
 
 def tenant_config_delete(*, tenant, instance) -> None:
-    if instance.tenant_id != tenant.id:
-        raise PermissionDenied("Global routing configuration is managed by staff.")
     instance.delete()

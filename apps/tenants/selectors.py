@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from .facade import KEY_PREFIX, key_hash
 from .models import ApiKey, Membership, Tenant
-from .services import KEY_PREFIX, hash_secret
 
 
 def api_key_from_secret(secret: str | None) -> ApiKey | None:
     """The usable key for a presented secret, or None (unknown, revoked, expired, inactive tenant)."""
     if not secret or not secret.startswith(KEY_PREFIX) or len(secret) > 200:
         return None
-    key = ApiKey.objects.select_related("tenant").filter(key_hash=hash_secret(secret)).first()
+    key = ApiKey.objects.select_related("tenant").filter(key_hash=key_hash(secret)).first()
     if key is None or not key.is_usable or not key.tenant.is_active:
         return None
     return key

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import datetime, timedelta
 
@@ -12,16 +11,11 @@ from django.utils import timezone
 
 from apps.core.crypto import mask
 
+from .facade import KEY_PREFIX, key_hash
 from .models import ApiKey, Membership, Tenant
 
-KEY_PREFIX = "cb-"
 DEFAULT_SCOPES = [ApiKey.Scope.INFERENCE.value]
 _TOUCH_EVERY = timedelta(seconds=60)
-
-
-def hash_secret(secret: str) -> str:
-    # The secret carries 256 random bits, so a fast hash is safe and keeps auth O(1).
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def validate_scopes(scopes) -> list[str]:
@@ -79,7 +73,7 @@ def api_key_create(
 def api_key_issue_secret(*, api_key: ApiKey) -> str:
     """Give an unsaved key its secret (hash and hint only are kept) and return the plaintext once."""
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
-    api_key.key_hash = hash_secret(secret)
+    api_key.key_hash = key_hash(secret)
     api_key.hint = mask(secret)
     return secret
 

@@ -26,6 +26,8 @@ OPENAI_ENABLE_STREAMING = env.bool("OPENAI_ENABLE_STREAMING", default=True)
 ENVIRONMENT = env.str("ENVIRONMENT", default="development")
 LOG_LEVEL = env.log_level()
 ACCESS_LOG = env.bool("ACCESS_LOG", default=False)
+# Called by `manage.py serve` before it listens, each as hook(migrate=AUTO_SETUP) -> dict of what it created.
+STARTUP_HOOKS = ["cbplatform.bootstrap.startup_setup"]
 
 # --- Storage and shared services ---------------------------------------------------------------
 STORAGE_BACKEND = env.choice("STORAGE_BACKEND", default="auto", choices=(*STORAGE_BACKENDS, "nats"))

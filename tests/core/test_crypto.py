@@ -4,7 +4,8 @@ from django.db import connection
 
 from apps.core import crypto
 from apps.providers.models import ProviderCredential
-from tests import factories
+from tests.providers import factories as provider_factories
+from tests.tenants import factories as tenant_factories
 
 SECRET = "sk-live-THIS-IS-THE-PLAINTEXT-0001"
 
@@ -18,7 +19,8 @@ def test_round_trip_and_ciphertext_differs():
 
 @pytest.mark.django_db
 def test_database_column_never_holds_the_plaintext():
-    credential = factories.credential(factories.provider(factories.tenant()), api_key_value=SECRET)
+    provider = provider_factories.provider(tenant_factories.tenant())
+    credential = provider_factories.credential(provider, api_key_value=SECRET)
     with connection.cursor() as cursor:
         cursor.execute("SELECT * FROM providers_providercredential WHERE id = %s", [credential.pk])
         row = cursor.fetchone()

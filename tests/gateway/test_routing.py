@@ -21,7 +21,6 @@ from apps.core.vocabulary import ROUTING_STRATEGIES
 from apps.gateway import prompt_tokens as tokens
 from apps.gateway.prompt_tokens import PromptTokenCounter, count_request, count_text, estimate_prompt_tokens
 from apps.gateway.resolve import Candidate
-from apps.gateway.route_options import TASK_TYPES, Needs, RouteOptions, parse_route_options, request_needs
 from apps.gateway.routing import (
     CandidateHealth,
     blended_price_per_1k,
@@ -33,6 +32,7 @@ from apps.gateway.routing import (
     plan,
 )
 from apps.gateway.snapshot import ModelInfo, ProviderInfo
+from apps.providers.route_options import TASK_TYPES, Needs, RouteOptions, parse_route_options, request_needs
 
 M = Decimal(1_000_000)
 ALL_CAPS = frozenset({"streaming", "tools", "vision", "json_mode"})

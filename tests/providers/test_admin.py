@@ -11,7 +11,8 @@ from apps.providers.models import ModelEntry, Provider, ProviderCredential
 from apps.tenants.models import ApiKey
 from apps.tenants.selectors import api_key_from_secret
 from cbplatform.env import Env, env_providers
-from tests import factories
+from tests.providers import factories as provider_factories
+from tests.tenants import factories as tenant_factories
 
 pytestmark = pytest.mark.django_db
 
@@ -26,10 +27,10 @@ def admin_client(client, django_user_model):
 
 
 def test_every_changelist_and_add_page_loads(admin_client, catalogue):
-    tenant = factories.tenant()
-    provider = factories.provider(tenant)
-    factories.credential(provider)
-    factories.api_key(tenant)
+    tenant = tenant_factories.tenant()
+    provider = provider_factories.provider(tenant)
+    provider_factories.credential(provider)
+    tenant_factories.api_key(tenant)
     for model in ("tenants/tenant", "tenants/membership", "tenants/apikey", "providers/provider",
                   "providers/providercredential", "providers/modelentry"):
         for suffix in ("", "add/"):
@@ -40,7 +41,7 @@ def test_every_changelist_and_add_page_loads(admin_client, catalogue):
 
 
 def test_new_api_key_is_shown_once_on_the_confirmation_page(admin_client):
-    tenant = factories.tenant()
+    tenant = tenant_factories.tenant()
     response = admin_client.post(reverse("admin:tenants_apikey_add"), {
         "tenant": tenant.pk, "name": "from-admin", "scopes": ["inference", "admin"], "user_label": "",
         "project_label": "", "expires_at_0": "", "expires_at_1": "",
@@ -57,7 +58,7 @@ def test_new_api_key_is_shown_once_on_the_confirmation_page(admin_client):
 
 
 def test_revoke_action(admin_client):
-    key, secret = factories.api_key(factories.tenant())
+    key, secret = tenant_factories.api_key(tenant_factories.tenant())
     admin_client.post(reverse("admin:tenants_apikey_changelist"),
                       {"action": "revoke_keys", "_selected_action": [key.pk]})
     key.refresh_from_db()
@@ -65,7 +66,7 @@ def test_revoke_action(admin_client):
 
 
 def test_credential_secret_is_typed_once_encrypted_and_never_displayed(admin_client):
-    provider = factories.provider(factories.tenant())
+    provider = provider_factories.provider(tenant_factories.tenant())
     response = admin_client.post(reverse("admin:providers_providercredential_add"), {
         "provider": provider.pk, "name": "primary", "enabled": "on", "api_key": PROVIDER_SECRET,
     })
@@ -91,7 +92,7 @@ def test_credential_secret_is_typed_once_encrypted_and_never_displayed(admin_cli
 
 
 def test_credential_add_without_key_is_an_error(admin_client):
-    provider = factories.provider(factories.tenant())
+    provider = provider_factories.provider(tenant_factories.tenant())
     response = admin_client.post(reverse("admin:providers_providercredential_add"),
                                  {"provider": provider.pk, "name": "x", "enabled": "on", "api_key": ""})
     assert response.status_code == 200
@@ -104,7 +105,8 @@ def test_reencrypt_action_moves_credentials_to_the_primary_key(admin_client, set
 
     from apps.core import crypto
 
-    credential = factories.credential(factories.provider(factories.tenant()), api_key_value=PROVIDER_SECRET)
+    provider = provider_factories.provider(tenant_factories.tenant())
+    credential = provider_factories.credential(provider, api_key_value=PROVIDER_SECRET)
     old = settings.ENCRYPTION_KEYS[0]
     settings.ENCRYPTION_KEYS = [Fernet.generate_key().decode(), old]
     crypto.reset_cache()

@@ -6,7 +6,8 @@ from rest_framework.test import APIClient
 from apps.providers.models import Provider, ProviderCredential
 from apps.tenants.models import Membership
 from apps.tenants.selectors import api_key_from_secret
-from tests import factories
+from tests.providers import factories as provider_factories
+from tests.tenants import factories as tenant_factories
 
 pytestmark = pytest.mark.django_db
 
@@ -16,21 +17,21 @@ SECRET = "sk-tenant-own-provider-key-7777"
 
 @pytest.fixture
 def tenant_a():
-    return factories.admin_api("tenant-a")
+    return tenant_factories.admin_api("tenant-a")
 
 
 @pytest.fixture
 def tenant_b():
-    return factories.admin_api("tenant-b")
+    return tenant_factories.admin_api("tenant-b")
 
 
 def test_unauthenticated_and_wrong_keys_are_refused():
     assert APIClient().get("/api/keys/").status_code in (401, 403)
-    response = factories.api_client("cb-not-a-real-key").get("/api/keys/")
+    response = tenant_factories.api_client("cb-not-a-real-key").get("/api/keys/")
     assert response.status_code == 401
     assert "Invalid" in response.json()["detail"]
-    _, inference_only = factories.api_key(factories.tenant())
-    assert factories.api_client(inference_only).get("/api/keys/").status_code == 403
+    _, inference_only = tenant_factories.api_key(tenant_factories.tenant())
+    assert tenant_factories.api_client(inference_only).get("/api/keys/").status_code == 403
 
 
 def test_api_key_lifecycle(tenant_a):
@@ -67,9 +68,9 @@ def test_key_validation_errors_are_field_errors(tenant_a):
 def test_cross_tenant_objects_look_missing(tenant_a, tenant_b):
     a, client_a = tenant_a
     b, client_b = tenant_b
-    b_key, _ = factories.api_key(b)
-    b_provider = factories.provider(b)
-    b_credential = factories.credential(b_provider)
+    b_key, _ = tenant_factories.api_key(b)
+    b_provider = provider_factories.provider(b)
+    b_credential = provider_factories.credential(b_provider)
     for url in (f"/api/keys/{b_key.pk}/", f"/api/providers/{b_provider.pk}/", f"/api/credentials/{b_credential.pk}/"):
         response = client_a.get(url)
         missing = client_a.get(url.rsplit("/", 2)[0] + "/999999/")
@@ -149,7 +150,7 @@ def test_duplicate_slug_is_a_400(tenant_a, tenant_b):
 
 def test_global_providers_are_visible_but_read_only(tenant_a):
     _, client = tenant_a
-    global_provider = factories.provider(None, slug="shared-openai")
+    global_provider = provider_factories.provider(None, slug="shared-openai")
     listed = {p["slug"]: p for p in client.get("/api/providers/").json()["results"]}
     assert listed["shared-openai"]["owner"] == "global"
     assert client.patch(f"/api/providers/{global_provider.pk}/", {"name": "mine"}, format="json").status_code == 403
@@ -177,10 +178,10 @@ def test_catalogue_read_for_all_write_for_staff(tenant_a, client, django_user_mo
 
 
 def test_session_users_act_by_role(client, django_user_model):
-    tenant = factories.tenant("acme")
-    other = factories.tenant("other")
-    viewer = factories.user(tenant_obj=tenant, role=Membership.Role.VIEWER)
-    admin = factories.user(tenant_obj=tenant, role=Membership.Role.ADMIN)
+    tenant = tenant_factories.tenant("acme")
+    other = tenant_factories.tenant("other")
+    viewer = tenant_factories.user(tenant_obj=tenant, role=Membership.Role.VIEWER)
+    admin = tenant_factories.user(tenant_obj=tenant, role=Membership.Role.ADMIN)
     session = APIClient()
     session.force_login(viewer)
     assert session.get("/api/keys/").status_code == 200

@@ -4,20 +4,20 @@ import pytest
 from rest_framework.test import APIClient
 
 from apps.providers.models import ModelRoute, VirtualModel
-from tests import factories
+from tests.tenants import factories as tenant_factories
 
 pytestmark = pytest.mark.django_db
 
 
 def api(tenant, scopes=("admin",)):
-    _, secret = factories.api_key(tenant, scopes=scopes)
+    _, secret = tenant_factories.api_key(tenant, scopes=scopes)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     return client
 
 
 def test_virtual_model_crud_and_isolation():
-    a, b = factories.tenant("vm-a"), factories.tenant("vm-b")
+    a, b = tenant_factories.tenant("vm-a"), tenant_factories.tenant("vm-b")
     client_a, client_b = api(a), api(b)
     body = {"name": "team-chat", "strategy": "cost_optimized", "candidates": ["gpt-4o-mini", "claude-3-haiku"],
             "constraints": {"max_cost_per_1k_tokens": 0.01}}
@@ -42,12 +42,12 @@ def test_virtual_model_crud_and_isolation():
     ({"name": "ok", "constraints": {"no_such_option": 1}}, "constraints"),
 ])
 def test_virtual_model_validation(payload, field):
-    response = api(factories.tenant()).post("/api/virtual-models/", payload, format="json")
+    response = api(tenant_factories.tenant()).post("/api/virtual-models/", payload, format="json")
     assert response.status_code == 400 and field in response.json(), response.json()
 
 
 def test_global_virtual_models_are_read_only_for_tenants():
-    tenant = factories.tenant()
+    tenant = tenant_factories.tenant()
     shared = VirtualModel.objects.create(name="company-default", strategy="balanced")
     client = api(tenant)
     listed = {v["name"]: v for v in client.get("/api/virtual-models/").json()["results"]}
@@ -58,7 +58,7 @@ def test_global_virtual_models_are_read_only_for_tenants():
 
 
 def test_model_routes():
-    tenant = factories.tenant()
+    tenant = tenant_factories.tenant()
     client = api(tenant)
     created = client.post("/api/routes/", {"model": "gpt-4", "primary": "openai", "fallbacks": ["azure"],
                                             "cost_limit_per_1k": "0.03"}, format="json")
@@ -67,7 +67,7 @@ def test_model_routes():
     assert route.as_route() == {"primary": "openai", "fallback": ["azure"], "cost_limit": 0.03}
     bad = client.post("/api/routes/", {"model": "gpt-4o", "primary": "openai", "fallbacks": "azure"}, format="json")
     assert bad.status_code == 400 and "fallbacks" in bad.json()
-    assert api(factories.tenant()).get(f"/api/routes/{route.pk}/").status_code == 404
+    assert api(tenant_factories.tenant()).get(f"/api/routes/{route.pk}/").status_code == 404
 
 
 def test_admin_pages(client, django_user_model):

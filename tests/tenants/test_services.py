@@ -4,38 +4,39 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from apps.tenants.facade import key_hash
 from apps.tenants.models import ApiKey
 from apps.tenants.selectors import api_key_from_secret
-from apps.tenants.services import api_key_revoke, hash_secret
-from tests import factories
+from apps.tenants.services import api_key_revoke
+from tests.tenants import factories as tenant_factories
 
 pytestmark = pytest.mark.django_db
 
 
 def test_key_is_shown_once_and_stored_as_hash():
-    tenant = factories.tenant()
-    key, secret = factories.api_key(tenant, name="ci")
+    tenant = tenant_factories.tenant()
+    key, secret = tenant_factories.api_key(tenant, name="ci")
     assert secret.startswith("cb-") and len(secret) > 40
     stored = ApiKey.objects.get(pk=key.pk)
-    assert stored.key_hash == hash_secret(secret)
+    assert stored.key_hash == key_hash(secret)
     assert secret not in str(ApiKey.objects.filter(pk=key.pk).values().first())
     assert stored.hint == f"cb-…{secret[-4:]}"
     assert api_key_from_secret(secret) == key
 
 
 def test_unknown_revoked_expired_and_inactive_keys_do_not_authenticate():
-    tenant = factories.tenant()
-    _, good = factories.api_key(tenant)
+    tenant = tenant_factories.tenant()
+    _, good = tenant_factories.api_key(tenant)
     assert api_key_from_secret(good) is not None
     assert api_key_from_secret("cb-unknown") is None
     assert api_key_from_secret("sk-not-ours") is None
     assert api_key_from_secret(None) is None
 
-    revoked, secret = factories.api_key(tenant)
+    revoked, secret = tenant_factories.api_key(tenant)
     api_key_revoke(tenant=tenant, api_key=revoked)
     assert revoked.revoked_at is not None and api_key_from_secret(secret) is None
 
-    _, expiring = factories.api_key(tenant, expires_at=timezone.now() - timedelta(seconds=1))
+    _, expiring = tenant_factories.api_key(tenant, expires_at=timezone.now() - timedelta(seconds=1))
     assert api_key_from_secret(expiring) is None
 
     tenant.is_active = False
@@ -44,19 +45,19 @@ def test_unknown_revoked_expired_and_inactive_keys_do_not_authenticate():
 
 
 def test_revoke_refuses_another_tenants_key():
-    key, _ = factories.api_key(factories.tenant())
+    key, _ = tenant_factories.api_key(tenant_factories.tenant())
     with pytest.raises(ApiKey.DoesNotExist):
-        api_key_revoke(tenant=factories.tenant(), api_key=key)
+        api_key_revoke(tenant=tenant_factories.tenant(), api_key=key)
 
 
 def test_unknown_scope_is_a_validation_error():
     with pytest.raises(ValidationError, match="Unknown scope"):
-        factories.api_key(factories.tenant(), scopes=["inference", "root"])
+        tenant_factories.api_key(tenant_factories.tenant(), scopes=["inference", "root"])
 
 
 def test_tenant_slug_is_validated():
     with pytest.raises(ValidationError):
-        factories.tenant("not a slug!")
-    factories.tenant("acme")
+        tenant_factories.tenant("not a slug!")
+    tenant_factories.tenant("acme")
     with pytest.raises(ValidationError):
-        factories.tenant("acme")
+        tenant_factories.tenant("acme")

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 
 from django.conf import settings
 
 from apps.core.errors import AuthenticationFailed, PermissionDenied
+from apps.tenants.facade import KEY_PREFIX, key_hash
 
 from ..http import header
 from ..snapshot import KeyInfo, Snapshot
-
-KEY_PREFIX = "cb-"
 
 
 def _mask(secret: str) -> str:
@@ -41,7 +39,7 @@ def authenticate(scope, snapshot: Snapshot) -> tuple[int | None, KeyInfo | None]
                                        type="invalid_request_error", code="missing_api_key")
         tenant_id = snapshot.tenant_id_for_slug(settings.ANONYMOUS_TENANT) if settings.ANONYMOUS_TENANT else None
         return tenant_id, None
-    key = snapshot.keys.get(hashlib.sha256(secret.encode()).hexdigest())
+    key = snapshot.keys.get(key_hash(secret))
     if key is None:
         raise AuthenticationFailed(f"Incorrect API key provided: {_mask(secret)}.", type="invalid_request_error")
     return _usable(snapshot, key), key

@@ -6,7 +6,7 @@ from django.conf import settings
 
 from apps.core.errors import InvalidRequest
 from apps.providers.adapters import registry
-from apps.providers.adapters.base import Target
+from apps.providers.adapters.base import ChunkFactory, Target
 
 from .. import pipeline, request_validation
 from ..admission.authentication import authenticate
@@ -38,8 +38,8 @@ async def completions(rt: GatewayRuntime, call: Call) -> None:
         request = adapter.completions_request(pipeline.upstream_body(body, target), target, stream=stream)
         if not stream:
             return await rt.upstream.fetch(adapter, request, timeout=timeout)
-        batches = rt.upstream.stream_request_batches(adapter, request, adapter.completions_stream(),
-                                                     timeout=timeout)
+        translator = adapter.completions_stream(target, ChunkFactory(target.model))
+        batches = rt.upstream.stream_request_batches(adapter, request, translator, timeout=timeout)
         try:
             return batches, await anext(batches, None)
         except BaseException:

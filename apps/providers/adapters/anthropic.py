@@ -352,6 +352,10 @@ class AnthropicStream(StreamTranslator):
 
 class AnthropicAdapter(Adapter):
     name = "anthropic"
+    provider_type = "anthropic"
+    label = "Anthropic"
+    default_base_url = "https://api.anthropic.com"
+    prefixes = ("anthropic",)
 
     def chat_request(self, body: dict, target: Target, *, stream: bool) -> UpstreamRequest:
         return UpstreamRequest("POST", messages_url(target), headers_for(target),

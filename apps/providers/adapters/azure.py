@@ -52,6 +52,11 @@ class AzureStream(OpenAIStream):
 
 class AzureAdapter(OpenAIAdapter):
     name = "azure"
+    provider_type = "azure"
+    label = "Azure OpenAI"
+    default_base_url = ""
+    base_url_required = True  # every Azure resource has its own endpoint
+    prefixes = ("azure",)
     supports_embeddings = True
     supports_completions = True
 

@@ -12,13 +12,12 @@ Vocabulary:
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 import orjson
-
-from apps.core.errors import OPENAI_TYPES, UpstreamError
 
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "function_call")
 
@@ -46,6 +45,34 @@ class UpstreamRequest:
     body: bytes | None = None
 
 
+class UpstreamError(Exception):
+    """An upstream failure translated for the client.
+
+    `status` is what the gateway answers: the upstream's own 4xx passes through (with its message),
+    5xx becomes 502, timeouts 504, an unreachable upstream 502. `retryable` says whether another attempt
+    (another key, another deployment) could succeed.
+    """
+
+    def __init__(self, message: str, *, status: int = 502, type: str = "upstream_error", code: str | None = None,
+                 param: str | None = None, upstream_status: int | None = None, retryable: bool = False,
+                 retry_after: float | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.type = type
+        self.code = code
+        self.param = param
+        self.upstream_status = upstream_status
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+    def as_openai(self) -> dict:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+_OPENAI_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                       404: "not_found_error", 408: "timeout", 409: "invalid_request_error",
+                       413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error"}
 
 
 def error_from_status(status: int, message: str, *, code: str | None = None, param: str | None = None,
@@ -62,7 +89,7 @@ def error_from_status(status: int, message: str, *, code: str | None = None, par
     if 400 <= status < 500:
         # 404: this deployment does not have the model (or deployment) — another candidate may; the rest of
         # the 4xx range is about the request itself and would fail everywhere.
-        return UpstreamError(message, status=status, type=OPENAI_TYPES.get(status, "invalid_request_error"),
+        return UpstreamError(message, status=status, type=_OPENAI_ERROR_TYPES.get(status, "invalid_request_error"),
                              code=code, param=param, upstream_status=status, retryable=status in (404, 408, 409))
     return UpstreamError(f"Upstream provider error ({status}): {message}", status=502, type="upstream_error",
                          code=code or "upstream_error", upstream_status=status, retryable=True,
@@ -108,8 +135,6 @@ class ChunkFactory:
 
 
 def new_completion_id() -> str:
-    import secrets
-
     return "chatcmpl-" + secrets.token_urlsafe(18)
 
 
@@ -197,9 +222,20 @@ class StreamTranslator:
 
 
 class Adapter:
-    """Base class. Subclasses set `name` and implement the chat methods; embeddings are optional."""
+    """Base class. Subclasses set `name` and implement the chat methods; embeddings are optional.
 
-    name = ""
+    Each concrete adapter class serves one provider type and declares what the rest of the product says about
+    it (the `Provider.type` choices, default endpoints, which types work without a key, the `provider/model`
+    prefixes users write); `registry` lists them, so adding a protocol is one module and one registry line.
+    """
+
+    name = ""  # the wire protocol (OpenAI-compatible servers speak "openai")
+    provider_type = ""  # the `Provider.type` value this adapter serves
+    label = ""  # how the type is shown to people (admin, API schema)
+    default_base_url = ""  # blank: the provider needs a base URL of the user's own
+    base_url_required = False  # True: no public endpoint exists (Azure resources, self-hosted servers)
+    needs_key = True  # False: works without a key (local servers) or may have none (self-hosted APIs)
+    prefixes: tuple[str, ...] = ()  # what users write before the slash in `provider/model` names
     local = False  # True: answers in-process via complete()/stream()/embed() instead of HTTP
     supports_embeddings = False
     supports_completions = False
@@ -227,8 +263,8 @@ class Adapter:
     def completions_request(self, body: dict, target: Target, *, stream: bool) -> UpstreamRequest:
         raise NotImplementedError
 
-    def completions_stream(self) -> StreamTranslator:
-        """The translator for a streamed legacy completion (its chunks are `text_completion` objects)."""
+    def completions_stream(self, target: Target, chunks: ChunkFactory) -> StreamTranslator:
+        """The translator for a streamed /v1/completions body (only where `supports_completions`)."""
         raise NotImplementedError
 
     # errors

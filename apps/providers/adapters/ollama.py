@@ -215,6 +215,11 @@ def _embedding(vector: list[float], encoding_format: str | None):
 
 class OllamaAdapter(Adapter):
     name = "ollama"
+    provider_type = "ollama"
+    label = "Ollama"
+    default_base_url = "http://localhost:11434"
+    needs_key = False  # a local server
+    prefixes = ("ollama",)
     supports_embeddings = True
 
     def chat_request(self, body: dict, target: Target, *, stream: bool) -> UpstreamRequest:

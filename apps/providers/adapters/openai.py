@@ -90,6 +90,10 @@ class OpenAIStream(StreamTranslator):
 
 class OpenAIAdapter(Adapter):
     name = "openai"
+    provider_type = "openai"
+    label = "OpenAI"
+    default_base_url = "https://api.openai.com/v1"
+    prefixes = ("openai",)
     supports_embeddings = True
     supports_completions = True
 
@@ -120,5 +124,18 @@ class OpenAIAdapter(Adapter):
         return UpstreamRequest("POST", f"{target.base_url}/completions", headers_for(target),
                                json_body(chat_body(body, target, stream=stream)))
 
-    def completions_stream(self) -> StreamTranslator:
+    def completions_stream(self, target: Target, chunks: ChunkFactory) -> StreamTranslator:
+        # `text_completion` chunks pass through as they are, exactly like chat chunks.
         return OpenAIStream()
+
+
+class OpenAICompatibleAdapter(OpenAIAdapter):
+    """Any server speaking OpenAI's API (vLLM, LM Studio, LiteLLM, Together…): the user's own base URL,
+    and a key only if that server wants one."""
+
+    provider_type = "openai_compatible"
+    label = "OpenAI-compatible"
+    default_base_url = ""
+    base_url_required = True
+    needs_key = False
+    prefixes = ("custom",)

@@ -59,6 +59,10 @@ def _limit(text: str, body: dict) -> tuple[str, str]:
 
 class SimulatedAdapter(Adapter):
     name = "simulated"
+    provider_type = "simulated"
+    label = "Simulated (built-in)"
+    needs_key = False  # answers in-process
+    prefixes = ("simulated",)
     local = True
     supports_embeddings = True
 

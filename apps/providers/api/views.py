@@ -1,8 +1,9 @@
 from django.core.exceptions import PermissionDenied
 from rest_framework import exceptions, viewsets
 
-from apps.providers import selectors, services
+from apps.providers import access, selectors, services
 from apps.providers.models import ModelEntry, ModelRoute, Provider, ProviderCredential, VirtualModel
+from apps.tenants.api.access import AccessByIdMixin
 from apps.tenants.api.permissions import IsStaffOrReadOnly, IsTenantAdmin
 from apps.tenants.api.tenancy import request_tenant
 
@@ -19,12 +20,13 @@ def _forbidden(exc: PermissionDenied):
     return exceptions.PermissionDenied(str(exc) or None)
 
 
-class ProviderViewSet(viewsets.ModelViewSet):
+class ProviderViewSet(AccessByIdMixin, viewsets.ModelViewSet):
     """Global providers (read-only here) and the tenant's own, which it may create, change and delete."""
 
     serializer_class = ProviderSerializer
     permission_classes = [IsTenantAdmin]
     filterset_fields = None
+    access_by_id = staticmethod(access.provider_access_by_id)
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -49,11 +51,12 @@ class ProviderViewSet(viewsets.ModelViewSet):
             raise _forbidden(exc) from None
 
 
-class CredentialViewSet(viewsets.ModelViewSet):
+class CredentialViewSet(AccessByIdMixin, viewsets.ModelViewSet):
     """Keys of the tenant's own providers. `api_key` is write-only; responses carry a masked `hint`."""
 
     serializer_class = CredentialSerializer
     permission_classes = [IsTenantAdmin]
+    access_by_id = staticmethod(access.credential_access_by_id)
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -119,7 +122,7 @@ class ModelEntryViewSet(viewsets.ModelViewSet):
         serializer.instance = services.model_entry_save(entry=entry)
 
 
-class _TenantRoutingConfigViewSet(viewsets.ModelViewSet):
+class _TenantRoutingConfigViewSet(AccessByIdMixin, viewsets.ModelViewSet):
     """Global rows are visible and read-only; the tenant creates, changes and deletes its own."""
 
     permission_classes = [IsTenantAdmin]
@@ -158,6 +161,7 @@ class VirtualModelViewSet(_TenantRoutingConfigViewSet):
     serializer_class = VirtualModelSerializer
     model = VirtualModel
     selector = staticmethod(selectors.virtual_model_list)
+    access_by_id = staticmethod(access.virtual_model_access_by_id)
 
 
 class ModelRouteViewSet(_TenantRoutingConfigViewSet):
@@ -166,3 +170,4 @@ class ModelRouteViewSet(_TenantRoutingConfigViewSet):
     serializer_class = ModelRouteSerializer
     model = ModelRoute
     selector = staticmethod(selectors.model_route_list)
+    access_by_id = staticmethod(access.model_route_access_by_id)

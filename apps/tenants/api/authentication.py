@@ -6,6 +6,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from apps.tenants.selectors import api_key_from_secret
+from apps.tenants.services import api_key_touch
 
 
 def presented_secret(headers) -> str | None:
@@ -44,8 +45,6 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         key = api_key_from_secret(secret)
         if key is None:
             raise exceptions.AuthenticationFailed("Invalid, revoked or expired API key.")
-        from apps.tenants.services import api_key_touch
-
         api_key_touch(api_key=key)
         return ApiKeyPrincipal(key), key
 

@@ -1,4 +1,3 @@
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -6,8 +5,10 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
 
 from apps.tenants import selectors, services
+from apps.tenants.access import api_key_access_by_id
 from apps.tenants.models import ApiKey, Tenant
 
+from .access import AccessByIdMixin
 from .permissions import IsTenantAdmin
 from .serializers import ApiKeyCreatedSerializer, ApiKeySerializer, TenantSerializer
 from .tenancy import request_tenant
@@ -45,12 +46,13 @@ class TenantViewSet(viewsets.ModelViewSet):
         )
 
 
-class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin,
+class ApiKeyViewSet(AccessByIdMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin,
                     mixins.DestroyModelMixin, viewsets.GenericViewSet):
     """The tenant's API keys. Creating one returns its secret once; DELETE revokes (the row stays for audit)."""
 
     serializer_class = ApiKeySerializer
     permission_classes = [IsTenantAdmin]
+    access_by_id = staticmethod(api_key_access_by_id)
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -86,6 +88,6 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Upd
     @extend_schema(request=None, responses=ApiKeySerializer)
     @action(detail=True, methods=["post"])
     def revoke(self, request, pk=None):
-        key = get_object_or_404(self.get_queryset(), pk=pk)
+        key = self.get_object()
         services.api_key_revoke(tenant=request_tenant(request), api_key=key)
         return Response(ApiKeySerializer(key).data)

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
 
-from apps.gateway.upstream import Upstream
 from apps.providers.adapters.anthropic import JSON_INSTRUCTION, AnthropicAdapter, chat_body
-from apps.providers.adapters.base import ChunkFactory, Target, UpstreamError
-from tests.fakes.anthropic import FakeAnthropic, normalize, validate
-from tests.strategies import PNG_DATA_URL, canonical, expected_conversation, openai_requests
+from apps.providers.adapters.base import Target
+from tests.fakes.anthropic import FakeAnthropic
+from tests.providers.adapters import harness
+from tests.providers.adapters.harness import expect_error, finishes, streamed_text
+from tests.strategies import PNG_DATA_URL
 
 ADAPTER = AnthropicAdapter()
 MODEL = "claude-test-1"
@@ -23,11 +22,7 @@ TOOLS = [{"type": "function", "function": {"name": "lookup", "description": "Loo
          {"type": "function", "function": {"name": "other", "parameters": {"type": "object", "properties": {}}}}]
 
 
-@pytest.fixture(scope="module")
-def fake():
-    server = FakeAnthropic().start()
-    yield server
-    server.stop()
+FAKE = FakeAnthropic
 
 
 def target_for(fake, api_key: str | None = None) -> Target:
@@ -39,44 +34,11 @@ def user(text: str) -> dict:
 
 
 def chat(fake, body: dict, *, timeout: float = 5, api_key: str | None = None) -> dict:
-    async def go():
-        upstream = Upstream(timeout=timeout)
-        try:
-            return await upstream.chat(ADAPTER, target_for(fake, api_key), body)
-        finally:
-            await upstream.close()
-
-    return asyncio.run(go())
+    return harness.chat(ADAPTER, target_for(fake, api_key), body, timeout=timeout)
 
 
 def stream(fake, body: dict, *, timeout: float = 5, received: list | None = None) -> list[dict]:
-    """All chunks of a streamed answer; with `received`, chunks land there as they arrive (for errors)."""
-    out = received if received is not None else []
-
-    async def go():
-        upstream = Upstream(timeout=timeout)
-        try:
-            async for chunk in upstream.chat_stream(ADAPTER, target_for(fake), body, ChunkFactory(MODEL)):
-                out.append(chunk)
-        finally:
-            await upstream.close()
-
-    asyncio.run(go())
-    return out
-
-
-def content_of(chunks: list[dict]) -> str:
-    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
-
-
-def finishes(chunks: list[dict]) -> list[str]:
-    return [c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
-
-
-def expect_error(fn, *args, **kwargs) -> UpstreamError:
-    with pytest.raises(UpstreamError) as caught:
-        fn(*args, **kwargs)
-    return caught.value
+    return harness.stream(ADAPTER, target_for(fake), body, into=received, timeout=timeout)
 
 
 # ---- 1. text ------------------------------------------------------------------------------------
@@ -145,7 +107,7 @@ def test_cache_tokens_count_as_prompt_tokens(fake):
 
 def test_streaming_text(fake):
     chunks = stream(fake, user("stream this please"))
-    assert content_of(chunks) == "[anthropic] You said: stream this please"
+    assert streamed_text(chunks) == "[anthropic] You said: stream this please"
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     assert finishes(chunks) == ["stop"]
     assert {c["object"] for c in chunks} == {"chat.completion.chunk"}
@@ -190,7 +152,7 @@ def test_tool_round_trip(fake):
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call["id"], "content": "42 cats"}]}]
 
     chunks = stream(fake, follow_up)
-    assert content_of(chunks) == "Tool said: 42 cats" and finishes(chunks) == ["stop"]
+    assert streamed_text(chunks) == "Tool said: 42 cats" and finishes(chunks) == ["stop"]
 
 
 def test_tool_round_trip_streaming(fake):
@@ -212,7 +174,7 @@ def test_tool_round_trip_streaming(fake):
         {"role": "assistant", "content": None, "tool_calls": [
             {"id": first["id"], "type": "function", "function": {"name": "lookup", "arguments": arguments}}]},
         {"role": "tool", "tool_call_id": first["id"], "content": "3 dogs"}]}
-    assert content_of(stream(fake, follow_up)) == "Tool said: 3 dogs"
+    assert streamed_text(stream(fake, follow_up)) == "Tool said: 3 dogs"
 
 
 def test_consecutive_tool_results_share_one_user_message(fake):
@@ -312,7 +274,7 @@ def test_json_mode(fake):
     content = chat(fake, body)["choices"][0]["message"]["content"]
     assert json.loads(content) == {"echo": "give json", "provider": "anthropic"}
     assert fake.requests[-1]["json"]["system"] == JSON_INSTRUCTION
-    assert json.loads(content_of(stream(fake, body))) == {"echo": "give json", "provider": "anthropic"}
+    assert json.loads(streamed_text(stream(fake, body))) == {"echo": "give json", "provider": "anthropic"}
 
     schema = {"type": "object", "properties": {"echo": {"type": "string"}}}
     body = {"model": MODEL, "messages": [{"role": "system", "content": "Be exact."}, {"role": "user", "content": "s"}],
@@ -330,7 +292,7 @@ def test_max_tokens_reached(fake):
     assert result["choices"][0]["finish_reason"] == "length"
     assert fake.requests[-1]["json"]["max_tokens"] == 2
     chunks = stream(fake, {**user("a long answer please"), "max_completion_tokens": 3})
-    assert content_of(chunks) == "[anthropic] You said:" and finishes(chunks) == ["length"]
+    assert streamed_text(chunks) == "[anthropic] You said:" and finishes(chunks) == ["length"]
 
 
 # ---- 7. errors ----------------------------------------------------------------------------------
@@ -380,7 +342,7 @@ def test_reset_connection(fake):
 def test_in_stream_error_event(fake):
     received: list[dict] = []
     error = expect_error(stream, fake, user("!error-after 2 one two three four"), received=received)
-    assert content_of(received) == "[anthropic] You"
+    assert streamed_text(received) == "[anthropic] You"
     assert (error.status, error.upstream_status, error.retryable) == (502, 529, True)  # overloaded_error
     assert "Overloaded" in error.message
 
@@ -388,7 +350,7 @@ def test_in_stream_error_event(fake):
 def test_stream_that_dies_is_not_a_silent_truncation(fake):
     received: list[dict] = []
     error = expect_error(stream, fake, user("!die-after 2 one two three four"), received=received)
-    assert content_of(received) == "[anthropic] You"
+    assert streamed_text(received) == "[anthropic] You"
     # aiohttp notices the unfinished chunked body first; either way the client gets a retryable 502.
     assert (error.status, error.retryable) == (502, True)
     assert error.code in ("upstream_connection_error", "upstream_stream_truncated")
@@ -398,7 +360,7 @@ def test_stream_that_dies_is_not_a_silent_truncation(fake):
 def test_stream_that_ends_without_message_stop_is_truncated(fake):
     received: list[dict] = []
     error = expect_error(stream, fake, user("!end-after 2 one two three four"), received=received)
-    assert content_of(received) == "[anthropic] You"
+    assert streamed_text(received) == "[anthropic] You"
     assert (error.status, error.code, error.retryable) == (502, "upstream_stream_truncated", True)
     assert finishes(received) == []
 
@@ -408,7 +370,7 @@ def test_content_filter(fake):
     assert result["choices"][0]["finish_reason"] == "content_filter"
     assert result["choices"][0]["message"]["content"] == ""
     chunks = stream(fake, user("!filter something"))
-    assert finishes(chunks) == ["content_filter"] and content_of(chunks) == ""
+    assert finishes(chunks) == ["content_filter"] and streamed_text(chunks) == ""
 
 
 def test_error_bodies_without_the_fake():
@@ -418,86 +380,3 @@ def test_error_bodies_without_the_fake():
     assert (too_big.status, too_big.message) == (413, "too big")
     html = ADAPTER.error(502, b"<html>bad gateway</html>")
     assert html.status == 502 and "bad gateway" in html.message
-
-
-# ---- the stream translator on hand-written events -----------------------------------------------
-
-def sse(event: str, data: dict) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
-
-
-MIXED_EVENTS = [
-    sse("message_start", {"type": "message_start", "message": {"id": "msg_1", "usage": {
-        "input_tokens": 10, "output_tokens": 1, "cache_read_input_tokens": 4}}}),
-    sse("content_block_start", {"type": "content_block_start", "index": 0,
-                                "content_block": {"type": "text", "text": ""}}),
-    sse("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                "delta": {"type": "text_delta", "text": "Let me check."}}),
-    sse("ping", {"type": "ping"}),
-    sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
-    sse("content_block_start", {"type": "content_block_start", "index": 1,
-                                "content_block": {"type": "tool_use", "id": "toolu_9", "name": "lookup", "input": {}}}),
-    sse("content_block_delta", {"type": "content_block_delta", "index": 1,
-                                "delta": {"type": "input_json_delta", "partial_json": '{"query": '}}),
-    sse("content_block_delta", {"type": "content_block_delta", "index": 1,
-                                "delta": {"type": "input_json_delta", "partial_json": '"x"}'}}),
-    sse("content_block_stop", {"type": "content_block_stop", "index": 1}),
-    sse("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use"},
-                          "usage": {"output_tokens": 20}}),
-    sse("message_stop", {"type": "message_stop"}),
-]
-MIXED_STREAM = b"".join(MIXED_EVENTS)
-
-
-def translate(data: bytes, *, step: int | None = None) -> list[dict]:
-    translator = ADAPTER.chat_stream(Target("a", "anthropic", "http://x", None, MODEL), ChunkFactory(MODEL, id="c1"))
-    pieces = [data] if step is None else [data[i:i + step] for i in range(0, len(data), step)]
-    return [chunk for piece in pieces for chunk in translator.feed(piece)] + translator.close()
-
-
-def test_translator_counts_only_tool_use_blocks_for_tool_indexes():
-    chunks = translate(MIXED_STREAM)
-    assert content_of(chunks) == "Let me check."
-    calls = [c["choices"][0]["delta"]["tool_calls"][0] for c in chunks if c["choices"] and
-             c["choices"][0]["delta"].get("tool_calls")]
-    assert calls[0] == {"index": 0, "id": "toolu_9", "type": "function",
-                        "function": {"name": "lookup", "arguments": ""}}
-    assert "".join(c["function"]["arguments"] for c in calls) == '{"query": "x"}'
-    assert finishes(chunks) == ["tool_calls"]
-    assert chunks[-1]["usage"]["prompt_tokens"] == 14 and chunks[-1]["usage"]["completion_tokens"] == 20
-    assert chunks[-1]["usage"]["prompt_tokens_details"]["cached_tokens"] == 4
-
-
-def test_translator_handles_events_split_anywhere():
-    whole = translate(MIXED_STREAM)
-    bytewise = translate(MIXED_STREAM.replace(b"\n", b"\r\n"), step=1)
-    assert [c["choices"] for c in bytewise] == [c["choices"] for c in whole]
-    assert bytewise[-1]["usage"] == whole[-1]["usage"]
-
-
-@pytest.mark.parametrize(("error_type", "status"), [("overloaded_error", 502), ("api_error", 502),
-                                                    ("rate_limit_error", 429), ("invalid_request_error", 400)])
-def test_translator_raises_on_error_events(error_type, status):
-    data = b"".join(MIXED_EVENTS[:3]) + sse("error", {"type": "error", "error": {"type": error_type, "message": "m"}})
-    error = expect_error(translate, data)
-    assert error.status == status
-
-
-def test_translator_without_message_stop_is_truncated():
-    error = expect_error(translate, MIXED_STREAM.rsplit(b"event: message_stop", 1)[0])
-    assert error.code == "upstream_stream_truncated"
-
-
-def test_no_embeddings():
-    assert ADAPTER.supports_embeddings is False and ADAPTER.name == "anthropic"
-
-
-# ---- 8. round-trip property ---------------------------------------------------------------------
-
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=openai_requests())
-def test_translation_keeps_the_conversation(body):
-    target = Target("a", "anthropic", "http://x", "k", MODEL)
-    sent = orjson.loads(ADAPTER.chat_request(body, target, stream=False).body)
-    assert canonical(normalize(sent)) == canonical(expected_conversation(body))
-    assert validate(sent) is None  # and the real API's rules hold for every translation

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import orjson
 import pytest
 from hypothesis import given, settings
 
-from apps.gateway.upstream import Upstream
 from apps.providers.adapters.azure import AzureAdapter, AzureStream
-from apps.providers.adapters.base import ChunkFactory, Target, UpstreamError, UpstreamRequest
+from apps.providers.adapters.base import Target, UpstreamError, UpstreamRequest
 from tests.fakes.azure import FakeAzure, normalize
 from tests.fakes.base import brain
+from tests.providers.adapters import harness
+from tests.providers.adapters.harness import finishes, run, streamed_text
 from tests.strategies import PNG_DATA_URL, canonical, expected_conversation, openai_requests
 
 ADAPTER = AzureAdapter()
@@ -23,11 +22,8 @@ TOOLS = [{"type": "function", "function": {"name": "search", "description": "Sea
          {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]
 
 
-@pytest.fixture(scope="module")
-def fake():
-    server = FakeAzure(deployments={"gpt-4o-prod", "embed-prod", "gpt-4o-mini"}).start()
-    yield server
-    server.stop()
+def FAKE():  # noqa: N802 - the conftest fixture `fake` calls it like a class
+    return FakeAzure(deployments={"gpt-4o-prod", "embed-prod", "gpt-4o-mini"})
 
 
 def target_for(server: FakeAzure, model: str = "gpt-4o", api_key: str | None = None, **options) -> Target:
@@ -35,42 +31,16 @@ def target_for(server: FakeAzure, model: str = "gpt-4o", api_key: str | None = N
     return Target("azure-main", "azure", server.url, api_key or server.api_key, model, options)
 
 
-def run(work, timeout: float = 10.0):
-    async def main():
-        upstream = Upstream(timeout=timeout)
-        try:
-            return await work(upstream)
-        finally:
-            await upstream.close()
-
-    return asyncio.run(main())
-
-
 def chat(target: Target, body: dict, timeout: float = 10.0) -> dict:
-    return run(lambda upstream: upstream.chat(ADAPTER, target, body), timeout)
+    return harness.chat(ADAPTER, target, body, timeout=timeout)
 
 
 def stream(target: Target, body: dict, into: list | None = None, timeout: float = 10.0) -> list[dict]:
-    chunks = [] if into is None else into
-
-    async def work(upstream):
-        async for chunk in upstream.chat_stream(ADAPTER, target, body, ChunkFactory(target.model)):
-            chunks.append(chunk)
-        return chunks
-
-    return run(work, timeout)
+    return harness.stream(ADAPTER, target, body, into=into, timeout=timeout)
 
 
 def user(text: str) -> dict:
     return {"model": "gpt-4o", "messages": [{"role": "user", "content": text}]}
-
-
-def streamed_text(chunks: list[dict]) -> str:
-    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
-
-
-def finishes(chunks: list[dict]) -> list[str]:
-    return [c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
 
 
 # 1. text, addressing, auth ----------------------------------------------------------------------

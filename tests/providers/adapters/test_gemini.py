@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import struct
 
-import orjson
 import pytest
-from hypothesis import given, settings
 
-from apps.gateway.upstream import Upstream
-from apps.providers.adapters.base import ChunkFactory, Target, UpstreamError
+from apps.providers.adapters.base import Target
 from apps.providers.adapters.gemini import GeminiAdapter
-from tests.fakes.gemini import SIGNATURE, FakeGemini, normalize, validate
-from tests.strategies import PNG_DATA_URL, canonical, expected_conversation, openai_requests
+from tests.fakes.gemini import SIGNATURE, FakeGemini
+from tests.providers.adapters import harness
+from tests.providers.adapters.harness import expect_error, finishes, streamed_text
+from tests.strategies import PNG_DATA_URL
 
 ADAPTER = GeminiAdapter()
 MODEL = "gemini-2.5-flash"
@@ -27,11 +25,7 @@ PING = {"type": "function", "function": {"name": "ping", "description": "No argu
                                          "parameters": {"type": "object", "properties": {}}}}
 
 
-@pytest.fixture(scope="module")
-def fake():
-    server = FakeGemini().start()
-    yield server
-    server.stop()
+FAKE = FakeGemini
 
 
 def target(fake, *, key: str | None = FakeGemini.api_key, model: str = MODEL) -> Target:
@@ -43,55 +37,15 @@ def user(text: str, **extra) -> dict:
 
 
 def chat(fake, body: dict, *, timeout: float = 10, **kw) -> dict:
-    async def go():
-        upstream = Upstream(timeout=timeout)
-        try:
-            return await upstream.chat(ADAPTER, target(fake, **kw), body)
-        finally:
-            await upstream.close()
-
-    return asyncio.run(go())
+    return harness.chat(ADAPTER, target(fake, **kw), body, timeout=timeout)
 
 
 def stream(fake, body: dict, received: list | None = None, **kw) -> list[dict]:
-    """The chunks of a streamed answer; `received` collects them as they come, for tests that expect a raise."""
-    received = [] if received is None else received
-
-    async def go():
-        upstream = Upstream(timeout=10)
-        try:
-            async for chunk in upstream.chat_stream(ADAPTER, target(fake, **kw), body, ChunkFactory(MODEL)):
-                received.append(chunk)
-        finally:
-            await upstream.close()
-        return received
-
-    return asyncio.run(go())
+    return harness.stream(ADAPTER, target(fake, **kw), body, into=received, model=MODEL)
 
 
 def embed(fake, body: dict) -> dict:
-    async def go():
-        upstream = Upstream(timeout=10)
-        try:
-            return await upstream.embeddings(ADAPTER, target(fake, model="text-embedding-004"), body)
-        finally:
-            await upstream.close()
-
-    return asyncio.run(go())
-
-
-def text_of_stream(chunks: list[dict]) -> str:
-    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
-
-
-def finishes(chunks: list[dict]) -> list[str]:
-    return [c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
-
-
-def raises(call, *args, **kw) -> UpstreamError:
-    with pytest.raises(UpstreamError) as info:
-        call(*args, **kw)
-    return info.value
+    return harness.embed(ADAPTER, target(fake, model="text-embedding-004"), body)
 
 
 # ---- 1. text ----------------------------------------------------------------------------------------
@@ -146,7 +100,7 @@ def test_consecutive_turns_are_merged_for_alternation(fake):
 
 def test_streaming_text(fake):
     chunks = stream(fake, user("stream this please"))
-    assert text_of_stream(chunks) == "[gemini] You said: stream this please"
+    assert streamed_text(chunks) == "[gemini] You said: stream this please"
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     assert finishes(chunks) == ["stop"]
     assert {c["object"] for c in chunks} == {"chat.completion.chunk"}
@@ -225,7 +179,7 @@ def test_tool_round_trip_streaming(fake):
          **({"extra_content": start["extra_content"]} if "extra_content" in start else {})}]}
     body["messages"] += [assistant, {"role": "tool", "tool_call_id": start["id"], "content": "brie"}]
     chunks = stream(fake, body)
-    assert text_of_stream(chunks) == "Tool said: brie"
+    assert streamed_text(chunks) == "Tool said: brie"
     assert finishes(chunks) == ["stop"]
 
 
@@ -246,7 +200,7 @@ def test_https_image_url_is_refused_before_sending(fake):
     before = len(fake.requests)
     body = {"model": MODEL, "messages": [{"role": "user", "content": [
         {"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]}
-    error = raises(chat, fake, body)
+    error = expect_error(chat, fake, body)
     assert error.status == 400 and error.type == "invalid_request_error" and error.code == "unsupported_image_url"
     assert "data:" in error.message
     assert len(fake.requests) == before
@@ -277,7 +231,7 @@ def test_max_tokens_reached(fake):
     assert result["choices"][0]["finish_reason"] == "length"
     assert result["usage"]["completion_tokens"] == 3
     chunks = stream(fake, user("a long story please", max_completion_tokens=3))
-    assert text_of_stream(chunks) == "[gemini] You said:"
+    assert streamed_text(chunks) == "[gemini] You said:"
     assert finishes(chunks) == ["length"]
 
 
@@ -285,68 +239,58 @@ def test_max_tokens_reached(fake):
 
 def test_provider_400_passes_through_with_its_message(fake):
     bad = {"type": "function", "function": {"name": "bad name!", "parameters": {}}}
-    error = raises(chat, fake, user("hi", tools=[bad]))
+    error = expect_error(chat, fake, user("hi", tools=[bad]))
     assert error.status == 400 and error.type == "invalid_request_error" and error.code == "invalid_argument"
     assert "Invalid function name" in error.message
     assert not error.retryable
 
 
 def test_wrong_or_missing_key(fake):
-    error = raises(chat, fake, user("hi"), key="AIza-wrong-key-123")
+    error = expect_error(chat, fake, user("hi"), key="AIza-wrong-key-123")
     assert error.status == 502 and error.code == "upstream_auth_error" and error.retryable
     assert error.upstream_status == 400  # Gemini's answer to a bad key is 400 API_KEY_INVALID
     assert "API key not valid" in error.message and "AIza-wrong-key-123" not in error.message
-    error = raises(chat, fake, user("hi"), key=None)
+    error = expect_error(chat, fake, user("hi"), key=None)
     assert error.status == 502 and error.code == "upstream_auth_error" and error.upstream_status == 403
-    error = raises(stream, fake, user("hi"), key="AIza-wrong-key-123")
+    error = expect_error(stream, fake, user("hi"), key="AIza-wrong-key-123")
     assert error.code == "upstream_auth_error"
 
 
 def test_rate_limit(fake):
-    error = raises(chat, fake, user("!status 429 retry-after=2"))
+    error = expect_error(chat, fake, user("!status 429 retry-after=2"))
     assert error.status == 429 and error.retryable and error.retry_after == 2.0
     assert error.type == "rate_limit_error" and "quota" in error.message
 
 
 @pytest.mark.parametrize("status", [500, 503])
 def test_server_errors_become_502(fake, status):
-    error = raises(chat, fake, user(f"!status {status}"))
+    error = expect_error(chat, fake, user(f"!status {status}"))
     assert error.status == 502 and error.retryable and error.upstream_status == status
 
 
 def test_timeout_and_reset(fake):
-    error = raises(chat, fake, user("!hang 5"), timeout=0.5)
+    error = expect_error(chat, fake, user("!hang 5"), timeout=0.5)
     assert error.status == 504 and error.retryable
-    error = raises(chat, fake, user("!reset"))
+    error = expect_error(chat, fake, user("!reset"))
     assert error.status == 502 and error.retryable
 
 
 def test_stream_error_event_after_two_pieces(fake):
     received: list[dict] = []
-    error = raises(stream, fake, user("one two three four !error-after 2"), received)
+    error = expect_error(stream, fake, user("one two three four !error-after 2"), received)
     assert error.status == 502 and error.retryable and "internal error" in error.message
-    assert text_of_stream(received) == "[gemini] You"
+    assert streamed_text(received) == "[gemini] You"
     assert finishes(received) == []
 
 
 def test_stream_dropped_connection_is_not_a_silent_truncation(fake):
     received: list[dict] = []
-    error = raises(stream, fake, user("one two three four !die-after 2"), received)
+    error = expect_error(stream, fake, user("one two three four !die-after 2"), received)
     assert error.status == 502 and error.retryable
     # aiohttp sees the chunked body cut short and Upstream reports a broken connection; a body that ends
     # cleanly without a finishReason is caught by the translator's close() (next test).
     assert error.code in ("upstream_stream_truncated", "upstream_connection_error")
-    assert text_of_stream(received) == "[gemini] You"
-
-
-def test_truncated_sse_body_raises_from_close():
-    translator = ADAPTER.chat_stream(target_stub(), ChunkFactory(MODEL))
-    event = {"candidates": [{"content": {"parts": [{"text": "Hel"}], "role": "model"}, "index": 0}]}
-    chunks = translator.feed(b"data: " + orjson.dumps(event) + b"\r\n\r\n")
-    assert [c["choices"][0]["delta"] for c in chunks] == [{"role": "assistant", "content": ""}, {"content": "Hel"}]
-    with pytest.raises(UpstreamError) as info:
-        translator.close()
-    assert info.value.code == "upstream_stream_truncated" and info.value.status == 502 and info.value.retryable
+    assert streamed_text(received) == "[gemini] You"
 
 
 def test_safety_block(fake):
@@ -355,78 +299,8 @@ def test_safety_block(fake):
     assert result["choices"][0]["message"]["content"] == ""
     assert result["usage"]["completion_tokens"] == 0
     chunks = stream(fake, user("something nasty !filter"))
-    assert finishes(chunks) == ["content_filter"] and text_of_stream(chunks) == ""
+    assert finishes(chunks) == ["content_filter"] and streamed_text(chunks) == ""
     assert chunks[-1]["usage"]["prompt_tokens"] == 4
-
-
-# ---- translation details the fake does not exercise --------------------------------------------------
-
-def target_stub() -> Target:
-    return Target("g", "gemini", "https://generativelanguage.googleapis.com", "AIza-secret", MODEL)
-
-
-def test_blocked_prompt_and_usage_details():
-    payload = {"promptFeedback": {"blockReason": "SAFETY", "safetyRatings": []},
-               "usageMetadata": {"promptTokenCount": 7, "totalTokenCount": 7}}
-    result = ADAPTER.chat_response(orjson.dumps(payload), target_stub())
-    assert result["choices"][0]["finish_reason"] == "content_filter"
-    assert result["choices"][0]["message"]["content"] == ""
-    assert result["usage"]["prompt_tokens"] == 7
-
-    payload = {"candidates": [
-        {"index": 0, "finishReason": "STOP", "content": {"role": "model", "parts": [
-            {"text": "thinking…", "thought": True}, {"text": "Hi "}, {"text": "there"}]}},
-        {"index": 1, "finishReason": "RECITATION"}],
-        "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 4, "thoughtsTokenCount": 6,
-                          "cachedContentTokenCount": 3, "totalTokenCount": 20}, "responseId": "abc"}
-    result = ADAPTER.chat_response(orjson.dumps(payload), target_stub())
-    assert result["id"] == "chatcmpl-abc"
-    assert [c["message"]["content"] for c in result["choices"]] == ["Hi there", ""]
-    assert [c["finish_reason"] for c in result["choices"]] == ["stop", "content_filter"]
-    assert result["usage"] == {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20,
-                               "prompt_tokens_details": {"cached_tokens": 3},
-                               "completion_tokens_details": {"reasoning_tokens": 6}}
-
-
-def test_blocked_prompt_in_a_stream():
-    translator = ADAPTER.chat_stream(target_stub(), ChunkFactory(MODEL))
-    event = {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": {"promptTokenCount": 3}}
-    chunks = translator.feed(b"data: " + orjson.dumps(event) + b"\n\n") + translator.close()
-    assert finishes(chunks) == ["content_filter"]
-    assert chunks[-1]["usage"]["prompt_tokens"] == 3
-
-
-def test_error_body_details():
-    body = orjson.dumps({"error": {"code": 429, "message": "Quota exceeded", "status": "RESOURCE_EXHAUSTED",
-                                   "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo",
-                                                "retryDelay": "37s"}]}})
-    error = ADAPTER.error(429, body, {})
-    assert error.status == 429 and error.retry_after == 37.0 and error.message == "Quota exceeded"
-    error = ADAPTER.error(404, orjson.dumps([{"error": {"code": 404, "message": "models/x is not found",
-                                                        "status": "NOT_FOUND"}}]), {})
-    assert error.status == 404 and error.code == "not_found" and error.message == "models/x is not found"
-    request = ADAPTER.chat_request(user("hi"), target_stub(), stream=True)
-    assert request.url == (f"https://generativelanguage.googleapis.com/v1beta/models/{MODEL}"
-                           ":streamGenerateContent?alt=sse")
-    assert "AIza-secret" not in request.url and request.headers["x-goog-api-key"] == "AIza-secret"
-
-
-def test_tool_message_without_a_matching_call_is_refused():
-    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"},
-                                         {"role": "tool", "tool_call_id": "call_nowhere", "content": "x"}]}
-    with pytest.raises(UpstreamError) as info:
-        ADAPTER.chat_request(body, target_stub(), stream=False)
-    assert info.value.status == 400 and info.value.code == "invalid_tool_call_id"
-
-
-# ---- 8. round-trip property -------------------------------------------------------------------------
-
-@settings(max_examples=150, deadline=None)
-@given(openai_requests())
-def test_translation_keeps_the_conversation(body):
-    sent = orjson.loads(ADAPTER.chat_request(body, target_stub(), stream=False).body)
-    assert validate(sent) is None  # what we send is what the (strict) fake, like Gemini, accepts
-    assert canonical(normalize(sent)) == canonical(expected_conversation(body))
 
 
 # ---- 9. embeddings ----------------------------------------------------------------------------------
@@ -455,13 +329,3 @@ def test_embeddings(fake):
     assert list(struct.unpack("<8f", raw)) == pytest.approx(single["data"][0]["embedding"])
 
 
-def test_error_event_in_the_same_read_as_content():
-    translator = ADAPTER.chat_stream(target_stub(), ChunkFactory(MODEL))
-    content = {"candidates": [{"content": {"parts": [{"text": "Hi"}], "role": "model"}, "index": 0}]}
-    failure = {"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}
-    body = b"".join(b"data: " + orjson.dumps(event) + b"\r\n\r\n" for event in (content, failure))
-    chunks = translator.feed(body)
-    assert text_of_stream(chunks) == "Hi"
-    with pytest.raises(UpstreamError) as info:
-        translator.close()
-    assert info.value.status == 502 and info.value.retryable and "overloaded" in info.value.message

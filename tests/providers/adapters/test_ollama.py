@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import struct
 
@@ -10,11 +9,12 @@ import orjson
 import pytest
 from hypothesis import given, settings
 
-from apps.gateway.upstream import Upstream
 from apps.providers.adapters.base import ChunkFactory, Target, UpstreamError
 from apps.providers.adapters.ollama import OllamaAdapter, OllamaStream
 from tests.fakes.base import brain
 from tests.fakes.ollama import FakeOllama, normalize
+from tests.providers.adapters import harness
+from tests.providers.adapters.harness import finishes, run, streamed_text
 from tests.strategies import PNG_DATA_URL, canonical, expected_conversation, openai_requests
 
 ADAPTER = OllamaAdapter()
@@ -24,11 +24,7 @@ TOOLS = [{"type": "function", "function": {"name": "search", "description": "Sea
          {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]
 
 
-@pytest.fixture(scope="module")
-def fake():
-    server = FakeOllama().start()
-    yield server
-    server.stop()
+FAKE = FakeOllama
 
 
 @pytest.fixture(scope="module")
@@ -42,42 +38,16 @@ def target_for(server: FakeOllama, model: str = "llama3.2", api_key: str | None 
     return Target("ollama-local", "ollama", server.url, api_key, model, options)
 
 
-def run(work, timeout: float = 10.0):
-    async def main():
-        upstream = Upstream(timeout=timeout)
-        try:
-            return await work(upstream)
-        finally:
-            await upstream.close()
-
-    return asyncio.run(main())
-
-
 def chat(target: Target, body: dict, timeout: float = 10.0) -> dict:
-    return run(lambda upstream: upstream.chat(ADAPTER, target, body), timeout)
+    return harness.chat(ADAPTER, target, body, timeout=timeout)
 
 
 def stream(target: Target, body: dict, into: list | None = None, timeout: float = 10.0) -> list[dict]:
-    chunks = [] if into is None else into
-
-    async def work(upstream):
-        async for chunk in upstream.chat_stream(ADAPTER, target, body, ChunkFactory(target.model)):
-            chunks.append(chunk)
-        return chunks
-
-    return run(work, timeout)
+    return harness.stream(ADAPTER, target, body, into=into, timeout=timeout)
 
 
 def user(text: str) -> dict:
     return {"model": "llama3.2", "messages": [{"role": "user", "content": text}]}
-
-
-def streamed_text(chunks: list[dict]) -> str:
-    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
-
-
-def finishes(chunks: list[dict]) -> list[str]:
-    return [c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
 
 
 # 1. text ----------------------------------------------------------------------------------------

@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import orjson
 import pytest
 from hypothesis import given, settings
 
-from apps.gateway.upstream import Upstream
 from apps.providers.adapters.base import ChunkFactory, Target, UpstreamError
 from apps.providers.adapters.openai import OpenAIAdapter, OpenAIStream
 from tests.fakes.openai import FakeOpenAI, normalize
+from tests.providers.adapters import harness
 from tests.strategies import canonical, expected_conversation, openai_requests
 
 ADAPTER = OpenAIAdapter()
 
 
-@pytest.fixture(scope="module")
-def fake():
-    server = FakeOpenAI().start()
-    yield server
-    server.stop()
+FAKE = FakeOpenAI
 
 
 def target(fake, key=None, **options) -> Target:
@@ -30,26 +25,17 @@ def target(fake, key=None, **options) -> Target:
 
 
 def run(coro_fn, timeout=5.0):
-    async def main():
-        upstream = Upstream(timeout=timeout)
-        try:
-            return await coro_fn(upstream)
-        finally:
-            await upstream.close()
-    return asyncio.run(main())
+    return harness.run(coro_fn, timeout)
 
 
 def chat(fake, text, **extra):
     body = {"model": "gpt-4o", "messages": [{"role": "user", "content": text}], **extra}
-    return run(lambda u: u.chat(ADAPTER, target(fake), body))
+    return harness.chat(ADAPTER, target(fake), body, timeout=5.0)
 
 
 def stream(fake, text, **extra):
     body = {"model": "gpt-4o", "messages": [{"role": "user", "content": text}], **extra}
-
-    async def go(upstream):
-        return [c async for c in upstream.chat_stream(ADAPTER, target(fake), body, ChunkFactory("m"))]
-    return run(go)
+    return harness.stream(ADAPTER, target(fake), body, timeout=5.0, model="m")
 
 
 def test_request_is_passed_through_with_our_key_and_the_upstream_name(fake):

@@ -12,6 +12,7 @@ import tempfile
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
+from django.utils.module_loading import import_string
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -58,10 +59,10 @@ class Command(BaseCommand):
         import uvicorn
         from uvicorn.supervisors import Multiprocess
 
-        from apps.core.bootstrap import startup_setup
-
         if not no_setup:
-            created = startup_setup(migrate=settings.AUTO_SETUP)
+            created: dict = {}
+            for hook in settings.STARTUP_HOOKS:  # the composition root's start-up work; core knows only the names
+                created.update(import_string(hook)(migrate=settings.AUTO_SETUP))
             self._announce(created)
         connections.close_all()  # no connection may cross into the worker processes
 

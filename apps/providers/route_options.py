@@ -4,6 +4,9 @@ needs from a model (tools, vision, JSON mode, streaming, output length).
 Parsing is strict: an unknown key, a wrong type, a negative number or an unknown value is a 400
 `invalid_routing_option` naming the option (`param`, e.g. "circuit_breaker.routing_strategy") and the
 valid values, so a typo never silently routes somewhere the caller did not mean.
+
+Pure (no Django import): the gateway parses requests with it, and `route_validation` checks stored virtual
+models' constraints with the very same rules.
 """
 
 from __future__ import annotations
@@ -12,10 +15,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from apps.core.errors import ApiError
-from apps.core.vocabulary import ROUTING_STRATEGIES, TASK_TYPES
-
-from .snapshot import VIRTUAL_MODELS
+from apps.core.errors import InvalidRequest
+from apps.core.vocabulary import ROUTING_STRATEGIES, TASK_TYPES, VIRTUAL_MODELS
 
 # Task types a request may name; catalogue models carry them as tags. Strict, so a typo is a 400.
 SORTS = ("price", "throughput", "latency")
@@ -79,8 +80,8 @@ class RouteOptions:
         return chain
 
 
-def _error(param: str, message: str) -> ApiError:
-    return ApiError(message, param=param, code="invalid_routing_option")
+def _error(param: str, message: str) -> InvalidRequest:
+    return InvalidRequest(message, param=param, code="invalid_routing_option")
 
 
 def _kind(value) -> str:
@@ -155,7 +156,7 @@ def parse_route_options(body: dict, *, default_strategy: str,
                         virtual_models: Mapping[str, str] | None = None) -> RouteOptions:
     """Validate the request's routing options. Strategy precedence: circuit_breaker.routing_strategy, then a
     `:floor`/`:nitro` suffix, then provider.sort, then the virtual model's own strategy (`virtual_models`,
-    default snapshot.VIRTUAL_MODELS; tenants may pass theirs merged in), then `default_strategy`.
+    default core.vocabulary.VIRTUAL_MODELS; tenants may pass theirs merged in), then `default_strategy`.
     `cb:<task>` virtual models imply that task_type unless the request names one."""
     virtual = VIRTUAL_MODELS if virtual_models is None else virtual_models
     raw_model = body.get("model")

@@ -1,4 +1,8 @@
-"""First start of the embedded default: a demo tenant, admin user and API key, ready to curl."""
+"""Start-up work of `manage.py serve` (listed in settings.STARTUP_HOOKS): migrate the embedded default, mirror
+environment providers, and on first start create a demo tenant, admin user and API key, ready to curl.
+
+It lives in the composition root because it reaches across apps (providers, tenants); core's `serve` only
+calls the configured hooks."""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.db import transaction
 
 from apps.providers.env_sync import providers_sync_from_env
@@ -36,8 +41,7 @@ def demo_setup() -> dict:
 
 
 def startup_setup(*, migrate: bool) -> dict:
-    from django.core.management import call_command
-
+    """A start-up hook: returns what it created, for `serve` to announce."""
     if migrate:
         call_command("migrate", interactive=False, verbosity=0)
     providers_sync_from_env()
