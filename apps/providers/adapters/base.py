@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from apps.core.errors import OPENAI_TYPES, UpstreamError
+
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "function_call")
 
 
@@ -45,36 +47,6 @@ class UpstreamRequest:
     body: bytes | None = None
 
 
-class UpstreamError(Exception):
-    """An upstream failure translated for the client.
-
-    `status` is what the gateway answers: the upstream's own 4xx passes through (with its message),
-    5xx becomes 502, timeouts 504, an unreachable upstream 502. `retryable` says whether another attempt
-    (another key, another deployment) could succeed.
-    """
-
-    def __init__(self, message: str, *, status: int = 502, type: str = "upstream_error", code: str | None = None,
-                 param: str | None = None, upstream_status: int | None = None, retryable: bool = False,
-                 retry_after: float | None = None):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.type = type
-        self.code = code
-        self.param = param
-        self.upstream_status = upstream_status
-        self.retryable = retryable
-        self.retry_after = retry_after
-
-    def as_openai(self) -> dict:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
-
-
-_OPENAI_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                       404: "not_found_error", 408: "timeout", 409: "invalid_request_error",
-                       413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error"}
-
-
 def error_from_status(status: int, message: str, *, code: str | None = None, param: str | None = None,
                       retry_after: float | None = None) -> UpstreamError:
     """Map an upstream HTTP status to what the client sees and whether a retry can help."""
@@ -89,7 +61,7 @@ def error_from_status(status: int, message: str, *, code: str | None = None, par
     if 400 <= status < 500:
         # 404: this deployment does not have the model (or deployment) — another candidate may; the rest of
         # the 4xx range is about the request itself and would fail everywhere.
-        return UpstreamError(message, status=status, type=_OPENAI_ERROR_TYPES.get(status, "invalid_request_error"),
+        return UpstreamError(message, status=status, type=OPENAI_TYPES.get(status, "invalid_request_error"),
                              code=code, param=param, upstream_status=status, retryable=status in (404, 408, 409))
     return UpstreamError(f"Upstream provider error ({status}): {message}", status=502, type="upstream_error",
                          code=code or "upstream_error", upstream_status=status, retryable=True,
