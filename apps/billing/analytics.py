@@ -17,6 +17,8 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from apps.tenants.models import ApiKey
+
 from .models import UsageDaily, UsageRecord, UsageRollupDay
 from .rollup import INGEST_GRACE, day_bounds
 
@@ -152,8 +154,6 @@ def usage_breakdown(*, tenant, start: date, end: date, dimension: str, limit: in
     rows = sorted(grouped.items(), key=lambda item: (-item[1]["cost"], -item[1]["requests"], str(item[0][0])))
     names = {}
     if dimension == "api_key":
-        from apps.tenants.models import ApiKey
-
         ids = [key for (key,), _ in rows[:limit] if key is not None]
         names = {key.pk: key for key in ApiKey.objects.filter(tenant=tenant, pk__in=ids).only("id", "name", "hint")}
     out = []

@@ -17,14 +17,16 @@ import orjson
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 
 from apps.core import redis as cb_redis
+from apps.tenants.models import ApiKey
 
-from .ledger import STREAM
+from .ledger_stream import GROUP, STREAM
+from .models import UsageRecord
 
 logger = logging.getLogger(__name__)
 
-GROUP = "ledger"
 BATCH = 500
 
 
@@ -32,9 +34,7 @@ def _consumer() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def _record(entry: dict):
-    from .models import UsageRecord
-
+def _record(entry: dict) -> UsageRecord:
     return UsageRecord(
         request_id=entry["request_id"][:64],
         created_at=datetime.fromtimestamp(float(entry["created_at"]), UTC),
@@ -59,8 +59,6 @@ def _record(entry: dict):
 
 def ingest_entries(payloads: list[bytes]) -> int:
     """Insert entries (JSON) into the ledger; duplicates by request id are ignored. Returns rows offered."""
-    from .models import UsageRecord
-
     records = []
     for payload in payloads:
         try:
@@ -76,10 +74,6 @@ def ingest_entries(payloads: list[bytes]) -> int:
 def _touch_keys(records) -> None:
     """API keys' last_used_at from the ledger (the gateway never writes the database). A queryset update on
     purpose: it does not bump the configuration version, so gateways do not reload for it."""
-    from django.db.models import Q
-
-    from apps.tenants.models import ApiKey
-
     latest: dict[int, datetime] = {}
     for record in records:
         if record.api_key_id:
@@ -91,7 +85,7 @@ def _touch_keys(records) -> None:
             last_used_at=when)
 
 
-def _ensure_group(client) -> None:
+def ensure_group(client) -> None:
     try:
         client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
     except Exception as exc:  # BUSYGROUP: it exists
@@ -102,7 +96,7 @@ def _ensure_group(client) -> None:
 def ingest_once(*, batch: int = BATCH) -> int:
     """One batch: take over stale entries of dead consumers, else read new ones; commit, then acknowledge."""
     client = cb_redis.sync_client()
-    _ensure_group(client)
+    ensure_group(client)
     consumer = _consumer()
     idle_ms = int(settings.USAGE_CLAIM_IDLE_SECONDS * 1000)
     _, claimed, _ = client.xautoclaim(STREAM, GROUP, consumer, min_idle_time=idle_ms, start_id="0-0", count=batch)

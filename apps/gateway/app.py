@@ -21,8 +21,10 @@ import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from apps.billing import rules
-from apps.billing.budget_counters import Refusal, applicable, budget_counters_for_settings, record_alerts
+from apps.billing import cost_rules as rules
+from apps.billing.budget_bridge import budget_store_for_settings, record_alerts
+from apps.billing.budget_outcomes import Refusal
+from apps.billing.budget_spec import applicable
 from apps.billing.ledger import LedgerWriter
 from apps.core import config_version
 from apps.core import redis as cb_redis
@@ -100,7 +102,7 @@ class GatewayApp:
         self.health = HealthView(self.health_store)
         self.limiter = rate_limiter_for_settings(self._redis)
         self.ledger = LedgerWriter(self._redis)
-        self.budgets = budget_counters_for_settings(self._redis)
+        self.budgets = budget_store_for_settings(self._redis)
         self._background: set[asyncio.Task] = set()
         metrics.set_circuit_source(self.circuit_rows)
         await self.reload()

@@ -156,7 +156,7 @@ class Route:
     rates: list = field(default_factory=list)  # open rate-limit admissions: (limits, estimated tokens, lease)
     spend_rules: bool = False  # the tenant has rules on today's spend: count this request's cost
     finalized: bool = False
-    reservation: object = None  # the budget reservation (apps.billing.budget_counters.Reservation)
+    reservation: object = None  # the budget reservation (apps.billing.budget_outcomes.Reservation)
     workflow_id: str = ""
     agent_id: str = ""
 

@@ -153,9 +153,7 @@ def build_snapshot(version) -> Snapshot:
     from django.conf import settings
     from django.db import close_old_connections
 
-    from apps.billing.models import CostRule
-    from apps.billing.rules import active_rule_specs
-    from apps.billing.selectors import budget_specs_by_tenant
+    from apps.billing.facade import budget_specs_by_tenant, cost_rule_specs_by_tenant
     from apps.core.crypto import DecryptionError
     from apps.providers.models import ModelEntry, ModelRoute, Provider, ProviderCredential, Source, VirtualModel
     from apps.tenants.models import ApiKey, Tenant
@@ -204,13 +202,7 @@ def build_snapshot(version) -> Snapshot:
         for route in ModelRoute.objects.filter(enabled=True):
             routes.setdefault(route.tenant_id, {})[route.model] = route.as_route()
         budgets = budget_specs_by_tenant()
-        enabled_rules = list(CostRule.objects.filter(enabled=True).order_by("priority", "id"))
-        shared_rules = [r for r in enabled_rules if r.tenant_id is None]
-        cost_rules = {None: active_rule_specs(shared_rules)}
-        for tenant_id in {r.tenant_id for r in enabled_rules if r.tenant_id is not None}:
-            cost_rules[tenant_id] = active_rule_specs(
-                sorted(shared_rules + [r for r in enabled_rules if r.tenant_id == tenant_id],
-                       key=lambda r: (r.priority, r.id)))
+        cost_rules = cost_rule_specs_by_tenant()
     finally:
         close_old_connections()
     return Snapshot(version, tenants, keys, providers, models, virtual_models, routes, budgets, cost_rules)

@@ -17,9 +17,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from rest_framework.test import APIClient
 
-from apps.billing import rules
+from apps.billing import cost_rules as rules
+from apps.billing import selectors
+from apps.billing.cost_rules import RequestFacts, evaluate, rule_specs
 from apps.billing.models import CostRule
-from apps.billing.rules import RequestFacts, evaluate, rule_specs
 from apps.core import redis as cb_redis
 from tests import factories
 
@@ -49,7 +50,7 @@ def facts(model="gpt-4o", prompt_tokens=50, task_type="general", environment="pr
 
 
 def tenant_specs(tenant):
-    return rules.active_rule_specs(rules.cost_rule_list(tenant=tenant))
+    return rules.active_rule_specs(selectors.cost_rule_list(tenant=tenant))
 
 
 def rule(tenant=None, **fields) -> CostRule:
@@ -276,7 +277,7 @@ def test_invalid_rows_are_skipped_not_fatal(tenant_a):
 
 
 def test_admin_form_validates_rules(admin_user):
-    from apps.billing import rules_admin  # noqa: F401  (registers CostRuleAdmin)
+    from apps.billing import cost_rules_admin  # noqa: F401  (registers CostRuleAdmin)
 
     model_admin = admin.site._registry[CostRule]
     request = RequestFactory().get("/admin/")
