@@ -11,3 +11,10 @@ FIELDS = (
     "prompt_tokens", "completion_tokens", "cached_tokens", "cache_write_tokens", "reasoning_tokens", "cost",
     "latency_ms", "ttft_ms", "status", "error_type", "streamed", "usage_estimated",
 )
+
+# Requests in flight (`LedgerWriter.begin`): request id → JSON marker, and request id → start time (unix
+# seconds) for the reconciler's "older than" scan. Finalizing a request removes both in the pipeline that
+# appends its record.
+INFLIGHT = "cb:usage:inflight"
+INFLIGHT_STARTED = "cb:usage:inflight:t"
+INFLIGHT_LOST = "in_flight_lost"  # error_type of a record the reconciler wrote for a request that never ended

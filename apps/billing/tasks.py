@@ -8,8 +8,9 @@ from django.db import DatabaseError
 from . import services
 from .alert_webhooks import budget_alert_webhook
 from .budget_outcomes import AlertDue
+from .ledger_inflight import reconcile_inflight as reconcile_inflight_markers
 
-__all__ = ["budget_alert_webhook", "record_budget_alerts"]
+__all__ = ["budget_alert_webhook", "reconcile_inflight", "record_budget_alerts"]
 
 
 @shared_task(name="billing.record_budget_alerts", autoretry_for=(DatabaseError,), retry_backoff=2,
@@ -18,3 +19,10 @@ def record_budget_alerts(alerts: list[dict]) -> int:
     """Record thresholds a settle crossed (`AlertDue.as_message()` each). Idempotent: an alert already
     recorded for its budget, period and threshold is skipped (unique constraint). Returns how many were new."""
     return len(services.budget_alerts_record(AlertDue.from_message(message) for message in alerts))
+
+
+@shared_task(name="billing.reconcile_inflight", ignore_result=True, autoretry_for=(Exception,), retry_backoff=True,
+             retry_backoff_max=300, max_retries=5)
+def reconcile_inflight() -> int:
+    """Bill requests a killed web process never finished, at their estimated cost (beat: every minute)."""
+    return reconcile_inflight_markers()
