@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -12,7 +11,6 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 from django.conf import settings
-from django.utils import timezone
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -22,10 +20,11 @@ from apps.billing.budget_outcomes import Refusal, Reservation
 from apps.billing.budget_spec import BudgetSpec, spec_from_budget
 from apps.billing.budget_store_memory import LocalBudget
 from apps.billing.budget_store_redis import RedisBudget
-from apps.billing.models import BudgetAlert, UsageRecord
+from apps.billing.models import BudgetAlert
 from apps.billing.periods import period_bounds
 from apps.billing.selectors import budget_spent
 from tests import factories
+from tests.billing import factories as billing_factories
 from tests.conftest import free_port
 
 D = Decimal
@@ -372,11 +371,7 @@ def test_a_ledger_that_cannot_answer_refuses_block_budgets_only(kind):
 
 # ---- rebuild from the ledger ----------------------------------------------------------------------------
 
-def usage(tenant, *, cost, created_at=None, **fields) -> UsageRecord:
-    usage.seq = getattr(usage, "seq", 0) + 1
-    return UsageRecord.objects.create(request_id=f"req-{usage.seq}-{time.monotonic_ns()}",
-                                      created_at=created_at or timezone.now(), tenant=tenant, endpoint="chat",
-                                      status=200, cost=D(cost), **fields)
+usage = billing_factories.usage_record
 
 
 @pytest.mark.django_db(transaction=True)

@@ -23,6 +23,7 @@ from apps.billing.cost_rules import RequestFacts, evaluate, rule_specs
 from apps.billing.models import CostRule
 from apps.core import redis as cb_redis
 from tests import factories
+from tests.billing import factories as billing_factories
 
 pytestmark = pytest.mark.django_db
 D = Decimal
@@ -53,12 +54,7 @@ def tenant_specs(tenant):
     return rules.active_rule_specs(selectors.cost_rule_list(tenant=tenant))
 
 
-def rule(tenant=None, **fields) -> CostRule:
-    fields.setdefault("name", "r")
-    created = CostRule(tenant=tenant, **fields)
-    created.full_clean()
-    created.save()
-    return created
+rule = billing_factories.cost_rule
 
 
 SEED_RULES = [
