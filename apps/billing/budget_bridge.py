@@ -44,11 +44,15 @@ async def record_alerts(alerts: list[AlertDue]) -> int:
     messages = [alert.as_message() for alert in alerts]
 
     def enqueue() -> int:
-        result = record_budget_alerts.apply_async(args=[messages])
-        if record_budget_alerts.app.conf.task_always_eager:
-            close_old_connections()
-            return int(result.get())
-        return len(messages)
+        eager = record_budget_alerts.app.conf.task_always_eager
+        if eager:
+            close_old_connections()  # the task writes from this worker thread
+        try:
+            result = record_budget_alerts.apply_async(args=[messages])
+            return int(result.get()) if eager else len(messages)
+        finally:
+            if eager:
+                close_old_connections()
 
     try:
         return await asyncio.to_thread(enqueue)

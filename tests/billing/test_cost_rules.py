@@ -242,9 +242,14 @@ def test_tenant_isolation_and_global_rules_read_only(tenant_a, tenant_b):
 
     listed = listing(client)
     assert [(r["id"], r["owner"]) for r in listed] == [(global_rule.id, "global"), (mine["id"], "tenant")]
+    missing = client.get("/api/cost-rules/999999/")
+    assert missing.status_code == 404
     for method in ("get", "patch", "put", "delete"):
         response = getattr(client, method)(f"/api/cost-rules/{theirs['id']}/", SEED_RULES[0], format="json")
         assert response.status_code == 404, method
+        assert response.json() == missing.json(), method  # the same answer as a rule that does not exist
+    assert client.get("/api/cost-rules/not-a-number/").json() == missing.json()  # never a 500
+    assert other_client.get(f"/api/cost-rules/{theirs['id']}/").status_code == 200  # it exists, for its owner
     assert client.get(f"/api/cost-rules/{global_rule.id}/").json()["owner"] == "global"
     assert client.patch(f"/api/cost-rules/{global_rule.id}/", {"enabled": False}, format="json").status_code == 403
     assert client.put(f"/api/cost-rules/{global_rule.id}/", SEED_RULES[0], format="json").status_code == 403
