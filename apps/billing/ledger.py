@@ -88,6 +88,7 @@ class LedgerWriter:
         self._delivery: asyncio.Task | None = None
         self._started = False
         self._finished_while_spooling: set[str] = set()
+        self._begun: set[str] = set()  # request ids with a marker to retire (append of others adds no command)
 
     # ---- the API ----------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -116,6 +117,9 @@ class LedgerWriter:
                   "provider": provider, "cost": str(estimated_cost), "prompt_tokens": int(prompt_tokens or 0),
                   "streamed": bool(streamed), "user_label": user_label, "project_label": project_label,
                   "workflow_id": workflow_id, "agent_id": agent_id}
+        if len(self._begun) > 100_000:  # appends that never came (a bug elsewhere): forget, the reconciler
+            self._begun.clear()  # checks the ledger before billing a marker
+        self._begun.add(request_id)
         await self._submit("b", request_id, orjson.dumps(marker, default=str), started)
 
     async def append(self, entry: dict) -> None:
@@ -125,7 +129,12 @@ class LedgerWriter:
         if self.redis is None:
             await asyncio.to_thread(ingest_entries, [payload])
             return
-        await self._submit("e", str(entry.get("request_id") or ""), payload, 0.0)
+        request_id = str(entry.get("request_id") or "")
+        if request_id in self._begun:
+            self._begun.discard(request_id)
+        else:
+            request_id = ""  # no marker of this process to retire: the pipeline carries the XADD alone
+        await self._submit("e", request_id, payload, 0.0)
 
     async def close(self) -> None:
         for task in [*self._tasks, self._delivery]:
@@ -221,7 +230,7 @@ class LedgerWriter:
                     if kind == "b" and request_id in finished:
                         continue  # its record is here or already in Redis: no marker to resurrect
                     started = float(orjson.loads(payload).get("created_at") or 0) if kind == "b" else 0.0
-                    self._queue(pipe, kind, request_id, payload, started)
+                    self._queue(pipe, kind, request_id, payload, started)  # records retire any marker
                 await pipe.execute()
             except REDIS_ERRORS as exc:
                 logger.warning("ledger: spool delivery failed (%s); retrying in %.0fs", type(exc).__name__,
