@@ -13,7 +13,7 @@ urlpatterns = [
     path("api/", include("apps.providers.api.urls")),
     path("api/", include("apps.rules.api.urls")),
     path("api/", include("apps.billing.api.urls")),
-    path("api/", include("apps.billing.api.rules_urls")),
+    path("api/", include("apps.billing.api.cost_rules_urls")),
     path("api/", include("apps.billing.api.analytics_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -289,3 +289,24 @@ def test_deploy_doc_workloads_run_as_uid_10001(kind):
     docs = [doc for block in deploy_doc_yaml_blocks() for doc in yaml.safe_load_all(block) if doc]
     for doc in (d for d in docs if d["kind"] == kind):
         assert doc["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == 10001, doc["metadata"]["name"]
+
+
+# --- Redis persistence (the usage ledger survives a Redis restart) ----------------------------
+
+
+def appendonly(args) -> bool:
+    args = args.split() if isinstance(args, str) else list(args)
+    return any(a == "--appendonly" and b == "yes" for a, b in zip(args, args[1:], strict=False))
+
+
+def test_compose_redis_persists_with_aof():
+    assert appendonly(load_compose()["services"]["redis"]["command"])
+    assert any(volume.endswith(":/data") for volume in load_compose()["services"]["redis"]["volumes"])
+
+
+def test_deploy_doc_redis_example_persists_with_aof():
+    docs = [doc for block in deploy_doc_yaml_blocks() for doc in yaml.safe_load_all(block) if doc]
+    (redis,) = [doc for doc in docs if doc["kind"] == "StatefulSet" and doc["metadata"]["name"] == "redis"]
+    (container,) = redis["spec"]["template"]["spec"]["containers"]
+    assert appendonly(container["args"])
+    assert container["volumeMounts"][0]["mountPath"] == "/data" and redis["spec"]["volumeClaimTemplates"]

@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin
 
-from . import rules_admin, usage_admin  # noqa: F401 - they register their ModelAdmins
+from . import cost_rules_admin, usage_admin  # noqa: F401 - they register their ModelAdmins
 from .models import Budget, BudgetAlert
 
 

@@ -17,6 +17,8 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from apps.tenants.models import ApiKey
+
 from .models import UsageDaily, UsageRecord, UsageRollupDay
 from .rollup import INGEST_GRACE, day_bounds
 
@@ -39,7 +41,7 @@ def _days(start: date, end: date) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
-def _plan(start: date, end: date) -> tuple[list[date], list[tuple[datetime, datetime]]]:
+def rollup_plan(start: date, end: date) -> tuple[list[date], list[tuple[datetime, datetime]]]:
     """(days read from the roll-up, [start, end) intervals read from the ledger) covering start..end."""
     today = today_utc()
     rolled = {}
@@ -74,7 +76,7 @@ def _add(into: dict, row: dict) -> None:
 
 def _grouped(tenant, start: date, end: date, keys: tuple[str, ...] = ()) -> dict[tuple, dict]:
     """Sums per group of `keys` (ledger column names, or "day") over the days start..end inclusive."""
-    from_rollup, intervals = _plan(start, end)
+    from_rollup, intervals = rollup_plan(start, end)
     out: dict[tuple, dict] = {}
 
     def collect(queryset, sums):
@@ -152,8 +154,6 @@ def usage_breakdown(*, tenant, start: date, end: date, dimension: str, limit: in
     rows = sorted(grouped.items(), key=lambda item: (-item[1]["cost"], -item[1]["requests"], str(item[0][0])))
     names = {}
     if dimension == "api_key":
-        from apps.tenants.models import ApiKey
-
         ids = [key for (key,), _ in rows[:limit] if key is not None]
         names = {key.pk: key for key in ApiKey.objects.filter(tenant=tenant, pk__in=ids).only("id", "name", "hint")}
     out = []
@@ -181,7 +181,7 @@ def spend_projection(*, tenant, today: date | None = None) -> dict:
             "days_in_month": days_in_month, "projected_month_end": projected}
 
 
-def _percentile(sorted_values: list[float], fraction: float) -> float:
+def percentile(sorted_values: list[float], fraction: float) -> float:
     """Linear interpolation between closest ranks: what Postgres' percentile_cont computes."""
     position = fraction * (len(sorted_values) - 1)
     low, high = math.floor(position), math.ceil(position)
@@ -210,7 +210,7 @@ def usage_performance(*, tenant, start: date, end: date) -> dict:
         errors = rows.filter(status__gte=400).count()
         latencies = sorted(rows.filter(status__lt=400).values_list("latency_ms", flat=True))
         average = sum(latencies) / len(latencies) if latencies else None
-        percentiles = [_percentile(latencies, f) for f in PERCENTILES] if latencies else None
+        percentiles = [percentile(latencies, f) for f in PERCENTILES] if latencies else None
     named = dict(zip(("p50", "p95", "p99"), percentiles or (None, None, None), strict=True))
     return {"requests": requests, "errors": errors,
             "error_rate": round(errors / requests, 6) if requests else 0.0,

@@ -6,6 +6,7 @@ class BillingConfig(AppConfig):
     label = "billing"
 
     def ready(self):
+        # Inside ready() because models cannot be imported while the app registry is being populated.
         from apps.core.config_version import track
 
         from .models import Budget, CostRule

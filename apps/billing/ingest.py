@@ -17,14 +17,16 @@ import orjson
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 
 from apps.core import redis as cb_redis
+from apps.tenants.models import ApiKey, Tenant
 
-from .ledger import STREAM
+from .ledger_stream import GROUP, INFLIGHT_LOST, STREAM
+from .models import UsageRecord
 
 logger = logging.getLogger(__name__)
 
-GROUP = "ledger"
 BATCH = 500
 
 
@@ -32,9 +34,7 @@ def _consumer() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def _record(entry: dict):
-    from .models import UsageRecord
-
+def _record(entry: dict) -> UsageRecord:
     return UsageRecord(
         request_id=entry["request_id"][:64],
         created_at=datetime.fromtimestamp(float(entry["created_at"]), UTC),
@@ -59,27 +59,45 @@ def _record(entry: dict):
 
 def ingest_entries(payloads: list[bytes]) -> int:
     """Insert entries (JSON) into the ledger; duplicates by request id are ignored. Returns rows offered."""
-    from .models import UsageRecord
-
     records = []
     for payload in payloads:
         try:
             records.append(_record(orjson.loads(payload)))
         except (ValueError, KeyError, TypeError) as exc:
             logger.error("malformed usage entry skipped (%s): %r", type(exc).__name__, payload[:500])
+    _drop_deleted_owners(records)
     with transaction.atomic():
+        _supersede_estimates(records)
         UsageRecord.objects.bulk_create(records, ignore_conflicts=True, batch_size=BATCH)
         _touch_keys(records)
     return len(records)
 
 
+def _drop_deleted_owners(records: list[UsageRecord]) -> None:
+    """A tenant or key deleted while its usage waited in the stream (or a web host's spool) keeps its usage
+    row with the owner empty, as deleting it later would (SET_NULL); a dangling id would fail the batch."""
+    tenant_ids = {r.tenant_id for r in records if r.tenant_id is not None}
+    key_ids = {r.api_key_id for r in records if r.api_key_id is not None}
+    tenants = set(Tenant.objects.filter(pk__in=tenant_ids).values_list("pk", flat=True)) if tenant_ids else set()
+    keys = set(ApiKey.objects.filter(pk__in=key_ids).values_list("pk", flat=True)) if key_ids else set()
+    for record in records:
+        if record.tenant_id is not None and record.tenant_id not in tenants:
+            record.tenant_id = None
+        if record.api_key_id is not None and record.api_key_id not in keys:
+            record.api_key_id = None
+
+
+def _supersede_estimates(records: list[UsageRecord]) -> None:
+    """A request's real record replaces the estimate the in-flight reconciler wrote for it (it arrived late:
+    a stream longer than the grace, a spool delivered after an outage). Any other duplicate is ignored."""
+    real = [r.request_id for r in records if r.error_type != INFLIGHT_LOST]
+    if real:
+        UsageRecord.objects.filter(request_id__in=real, error_type=INFLIGHT_LOST).delete()
+
+
 def _touch_keys(records) -> None:
     """API keys' last_used_at from the ledger (the gateway never writes the database). A queryset update on
     purpose: it does not bump the configuration version, so gateways do not reload for it."""
-    from django.db.models import Q
-
-    from apps.tenants.models import ApiKey
-
     latest: dict[int, datetime] = {}
     for record in records:
         if record.api_key_id:
@@ -91,7 +109,7 @@ def _touch_keys(records) -> None:
             last_used_at=when)
 
 
-def _ensure_group(client) -> None:
+def ensure_group(client) -> None:
     try:
         client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
     except Exception as exc:  # BUSYGROUP: it exists
@@ -99,10 +117,10 @@ def _ensure_group(client) -> None:
             raise
 
 
-def ingest_once(*, batch: int = BATCH) -> int:
+def ingest_once(*, batch: int = BATCH, client=None) -> int:
     """One batch: take over stale entries of dead consumers, else read new ones; commit, then acknowledge."""
-    client = cb_redis.sync_client()
-    _ensure_group(client)
+    client = client or cb_redis.sync_client()
+    ensure_group(client)
     consumer = _consumer()
     idle_ms = int(settings.USAGE_CLAIM_IDLE_SECONDS * 1000)
     _, claimed, _ = client.xautoclaim(STREAM, GROUP, consumer, min_idle_time=idle_ms, start_id="0-0", count=batch)

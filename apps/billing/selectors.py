@@ -1,4 +1,4 @@
-"""Reads of budgets, alerts and the usage ledger. Tenant-scoped where a caller acts for a tenant."""
+"""Reads of budgets, alerts, cost rules and the usage ledger. Tenant-scoped where a caller acts for a tenant."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from decimal import Decimal
 
 from django.db.models import Q, QuerySet, Sum
 
-from .budget_counters import BudgetSpec, period_bounds, spec_from_budget
-from .models import Budget, BudgetAlert, UsageRecord
+from .models import Budget, BudgetAlert, CostRule, UsageRecord
+from .periods import period_bounds
 
 ZERO = Decimal(0)
 
@@ -51,13 +51,15 @@ def budget_current_alerts(budget: Budget, period_start: datetime) -> list[Budget
     return list(BudgetAlert.objects.filter(budget=budget, period_start=period_start).order_by("threshold"))
 
 
-def budget_specs_by_tenant() -> dict[int, list[BudgetSpec]]:
-    """Every enabled budget as plain data, by tenant: what the gateway's snapshot holds."""
-    out: dict[int, list[BudgetSpec]] = {}
-    for budget in Budget.objects.filter(enabled=True).order_by("tenant_id", "id"):
-        out.setdefault(budget.tenant_id, []).append(spec_from_budget(budget))
-    return out
-
-
 def alert_for_webhook(alert_id: int) -> BudgetAlert | None:
     return BudgetAlert.objects.select_related("budget").filter(pk=alert_id).first()
+
+
+def cost_rule_list(*, tenant) -> QuerySet[CostRule]:
+    """The global rules and the tenant's own; another tenant's are invisible."""
+    return CostRule.objects.filter(Q(tenant__isnull=True) | Q(tenant=tenant)).select_related("tenant")
+
+
+def cost_rules_enabled() -> list[CostRule]:
+    """Every enabled rule, global and tenants', in evaluation order."""
+    return list(CostRule.objects.filter(enabled=True).order_by("priority", "id"))

@@ -15,7 +15,7 @@ import time
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from apps.billing.budget_counters import budget_counters_for_settings
+from apps.billing.budget_bridge import budget_store_for_settings
 from apps.billing.ledger import LedgerWriter
 from apps.core import config_version
 from apps.core import redis as cb_redis
@@ -60,8 +60,9 @@ class GatewayRuntime:
         self.health = HealthCache(self.health_store)
         self.rate_limits = RateLimits(rate_limiter_for_settings(self.redis))
         self.cost_rules = CostRules(self.rate_limits, self.redis)
-        self.budgets = Budgets(budget_counters_for_settings(self.redis))
+        self.budgets = Budgets(budget_store_for_settings(self.redis))
         self.ledger = LedgerWriter(self.redis)
+        await self.ledger.start()  # delivers usage spooled while Redis was away (this process's or a dead one's)
         await self.reload()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._watch()), loop.create_task(self._health_loop())]
@@ -80,6 +81,8 @@ class GatewayRuntime:
         if self.health is not None:
             with contextlib.suppress(Exception):
                 await self.health.tick()  # flush buffered outcomes
+        with contextlib.suppress(Exception):
+            await self.ledger.close()
         if self.upstream:
             await self.upstream.close()
         if self.health_store is not None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from django.db import close_old_connections
 
+from apps.billing.facade import budget_specs_by_tenant, cost_rule_specs_by_tenant
 from apps.core.vocabulary import VIRTUAL_MODELS  # noqa: F401 - re-exported to the gateway's modules
 from apps.providers.facade import (  # noqa: F401 - KEYLESS_TYPES re-exported to the gateway's modules
     KEYLESS_TYPES,
@@ -75,11 +76,6 @@ class Snapshot:
 
 def build_snapshot(version) -> Snapshot:
     """Read the whole configuration through the apps' facades. Runs in a thread, never on the event loop."""
-    # Billing's reads move to apps/billing/facade.py; until then they are imported here, as before.
-    from apps.billing.models import CostRule
-    from apps.billing.rules import active_rule_specs
-    from apps.billing.selectors import budget_specs_by_tenant
-
     close_old_connections()
     try:
         tenants = tenant_infos()
@@ -89,13 +85,7 @@ def build_snapshot(version) -> Snapshot:
         virtual_models = virtual_model_infos()
         routes = route_tables()
         budgets = budget_specs_by_tenant()
-        enabled_rules = list(CostRule.objects.filter(enabled=True).order_by("priority", "id"))
-        shared_rules = [r for r in enabled_rules if r.tenant_id is None]
-        cost_rules = {None: active_rule_specs(shared_rules)}
-        for tenant_id in {r.tenant_id for r in enabled_rules if r.tenant_id is not None}:
-            cost_rules[tenant_id] = active_rule_specs(
-                sorted(shared_rules + [r for r in enabled_rules if r.tenant_id == tenant_id],
-                       key=lambda r: (r.priority, r.id)))
+        cost_rules = cost_rule_specs_by_tenant()
     finally:
         close_old_connections()
     return Snapshot(version=version, tenants=tenants, keys=keys, providers=providers, models=models,

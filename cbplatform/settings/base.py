@@ -79,6 +79,8 @@ ANONYMOUS_TENANT = env.str("ANONYMOUS_TENANT", default="")
 # --- Usage ledger and budgets ---------------------------------------------------------------------
 # Entries a dead ingester read but never acknowledged are taken over after this long.
 USAGE_CLAIM_IDLE_SECONDS = env.float("USAGE_CLAIM_IDLE_SECONDS", default=30.0, minimum=0.0)
+# Where a web host keeps usage records while Redis cannot take them (delivered when it answers again).
+LEDGER_SPOOL_DIR = env.str("LEDGER_SPOOL_DIR", default="") or str(VAR_DIR / "ledger-spool")
 BUDGET_RESERVATION_TTL_SECONDS = env.float("BUDGET_RESERVATION_TTL_SECONDS", default=600.0, minimum=1.0)
 BUDGET_FAIL_OPEN = env.bool("BUDGET_FAIL_OPEN", default=False)
 BUDGET_WEBHOOK_TIMEOUT_SECONDS = env.float("BUDGET_WEBHOOK_TIMEOUT_SECONDS", default=10.0, minimum=0.5)
@@ -194,6 +196,7 @@ GRAPHENE = {"SCHEMA": "cbplatform.schema.schema"}
 CELERY_IMPORTS = ["apps.billing.ingest", "apps.billing.rollup"]
 CELERY_BEAT_SCHEDULE = {
     "ingest-usage": {"task": "billing.ingest_usage", "schedule": 1.0},
+    "reconcile-inflight": {"task": "billing.reconcile_inflight", "schedule": 60.0},  # killed web processes
     "rollup-usage": {"task": "billing.rollup_usage", "schedule": 600.0},  # yesterday and today
 }
 CELERY_TASK_ACKS_LATE = True

@@ -12,8 +12,10 @@ from decimal import Decimal
 import pytest
 
 from apps.billing import services
-from apps.billing.budget_counters import LocalBudget, period_bounds, spec_from_budget
+from apps.billing.budget_spec import spec_from_budget
+from apps.billing.budget_store_memory import LocalBudget
 from apps.billing.models import BudgetAlert
+from apps.billing.periods import period_bounds
 from apps.billing.tasks import budget_alert_webhook
 from tests import factories
 

@@ -195,8 +195,8 @@ def test_performance_percentiles_from_the_ledger(world):
 
 def test_python_percentiles_match_percentile_cont():
     values = [100.0, 200.0, 300.0]
-    assert [analytics._percentile(values, f) for f in (0.5, 0.95, 0.99)] == [200.0, 290.0, 298.0]
-    assert analytics._percentile([7.0], 0.99) == 7.0
+    assert [analytics.percentile(values, f) for f in (0.5, 0.95, 0.99)] == [200.0, 290.0, 298.0]
+    assert analytics.percentile([7.0], 0.99) == 7.0
 
 
 # ---- the roll-up ---------------------------------------------------------------------------------------------
@@ -250,12 +250,12 @@ def test_past_days_read_the_rollup_only_once_it_covered_them(world):
     today = world["today"]
     day = today - timedelta(days=3)
     rollup.rollup_usage(day)
-    from_rollup, intervals = analytics._plan(day, today)
+    from_rollup, intervals = analytics.rollup_plan(day, today)
     assert from_rollup == [day]
     assert intervals == [(rollup.day_bounds(day + timedelta(days=1))[0], rollup.day_bounds(today)[1])]
     # A roll-up made before the day was over (plus the ingestion grace) is not trusted: the ledger is read.
     UsageRollupDay.objects.filter(day=day).update(rolled_at=at(day, 23))
-    assert analytics._plan(day, today)[0] == []
+    assert analytics.rollup_plan(day, today)[0] == []
     # …which matters: rows that arrived after that roll-up are counted.
     record(world["a"], at(day, 23), "1")
     assert analytics.usage_summary(tenant=world["a"], start=day, end=day)["cost"] == D("1.125")

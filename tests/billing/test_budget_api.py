@@ -8,8 +8,8 @@ import pytest
 from django.utils import timezone
 
 from apps.billing import services
-from apps.billing.budget_counters import period_bounds
 from apps.billing.models import Budget, UsageRecord
+from apps.billing.periods import period_bounds
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -186,7 +186,7 @@ def test_admin_pages_keep_the_secret_write_only(client):
 
 
 def test_snapshot_specs_hold_every_enabled_budget_by_tenant(tenant_a, tenant_b):
-    from apps.billing.selectors import budget_specs_by_tenant
+    from apps.billing.facade import budget_specs_by_tenant
 
     a, b = tenant_a[0], tenant_b[0]
     key, _ = factories.api_key(a)

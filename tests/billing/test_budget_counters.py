@@ -4,31 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import orjson
 import pytest
 import redis.asyncio as aioredis
 from django.conf import settings
-from django.utils import timezone
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from apps.billing import services
-from apps.billing.budget_counters import (
-    BudgetSpec,
-    LocalBudget,
-    RedisBudget,
-    Refusal,
-    Reservation,
-    period_bounds,
-    record_alerts,
-    spec_from_budget,
-)
-from apps.billing.models import BudgetAlert, UsageRecord
+from apps.billing.budget_bridge import load_used_from_ledger, record_alerts
+from apps.billing.budget_outcomes import Refusal, Reservation
+from apps.billing.budget_spec import BudgetSpec, spec_from_budget
+from apps.billing.budget_store_memory import LocalBudget
+from apps.billing.budget_store_redis import RedisBudget
+from apps.billing.models import BudgetAlert
+from apps.billing.periods import period_bounds
 from apps.billing.selectors import budget_spent
 from tests import factories
+from tests.billing import factories as billing_factories
 from tests.conftest import free_port
 
 D = Decimal
@@ -336,7 +332,7 @@ def test_when_redis_is_down_block_budgets_refuse_with_503_and_others_pass(caplog
                                           request_id="r")
             assert isinstance(passed, Reservation) and len(passed.skipped) == 2 and not passed.entries
             assert not (await engine.settle(passed, actual=D("0.1"))).settled  # nothing to settle, no exception
-            held = Reservation("s", D(1), [engine._entry(spec(1), datetime.now(UTC))])
+            held = Reservation("s", D(1), [engine.entry(spec(1), datetime.now(UTC))])
             assert not (await engine.settle(held, actual=D(1))).settled
             assert not await engine.release(held)
         finally:
@@ -375,11 +371,7 @@ def test_a_ledger_that_cannot_answer_refuses_block_budgets_only(kind):
 
 # ---- rebuild from the ledger ----------------------------------------------------------------------------
 
-def usage(tenant, *, cost, created_at=None, **fields) -> UsageRecord:
-    usage.seq = getattr(usage, "seq", 0) + 1
-    return UsageRecord.objects.create(request_id=f"req-{usage.seq}-{time.monotonic_ns()}",
-                                      created_at=created_at or timezone.now(), tenant=tenant, endpoint="chat",
-                                      status=200, cost=D(cost), **fields)
+usage = billing_factories.usage_record
 
 
 @pytest.mark.django_db(transaction=True)
@@ -407,20 +399,31 @@ def test_counters_are_rebuilt_from_the_ledger(kind):
             # Redis lost the counter (restart, eviction): the next reserve rebuilds it from the ledger, which
             # meanwhile holds more spend.
             await asyncio.to_thread(usage, tenant, cost="6", user_label="alice", model_served="gpt-4o")
-            await engine.redis.delete(engine._entry(s, datetime.now(UTC)).key)
+            await engine.redis.delete(engine.entry(s, datetime.now(UTC)).key)
             refused = await engine.reserve([s], amount=D(1), request_id="second")
             assert isinstance(refused, Refusal) and refused.used == D("9.250000001")
             # Concurrent rebuilders agree: the first one wins, later ones change nothing.
-            await engine.redis.delete(engine._entry(s, datetime.now(UTC)).key)
+            await engine.redis.delete(engine.entry(s, datetime.now(UTC)).key)
             assert await engine.rebuild(s, D(1))
             assert not await engine.rebuild(s, D(7))
             assert (await engine.counter(s)).used == D(1)
 
-    run(kind, scenario, load_used=None)
+    run(kind, scenario, load_used=load_used_from_ledger)
+
+
+@pytest.fixture
+def eager_celery():
+    """Celery as the embedded default runs it: tasks in-process, right where they are enqueued."""
+    from cbplatform.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield app
+    app.conf.task_always_eager = before
 
 
 @pytest.mark.django_db(transaction=True)
-def test_settled_alerts_are_recorded_off_the_event_loop():
+def test_settled_alerts_are_recorded_off_the_event_loop(eager_celery):
     budget = services.budget_create(tenant=factories.tenant(), limit=D(2), period="weekly", action="notify",
                                     alert_thresholds=[50])
     s = spec_from_budget(budget)
@@ -435,3 +438,21 @@ def test_settled_alerts_are_recorded_off_the_event_loop():
     run("redis", scenario)
     alert = BudgetAlert.objects.get(budget=budget)
     assert (alert.threshold, alert.spent, alert.period_start) == (D(50), D("1.2"), period_bounds("weekly")[0])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_alerts_task_takes_ids_and_numbers_and_is_idempotent():
+    from apps.billing.budget_outcomes import AlertDue
+    from apps.billing.tasks import record_budget_alerts
+
+    budget = services.budget_create(tenant=factories.tenant(), limit=D(10), period="daily", action="notify",
+                                    alert_thresholds=[50, 80])
+    start, _ = period_bounds("daily")
+    messages = [AlertDue(budget.id, start, 50, D("5.5")).as_message(),
+                AlertDue(budget.id, start, 80, D("8.25")).as_message()]
+    assert orjson.loads(orjson.dumps(messages)) == messages  # JSON-safe: what a Redis broker carries
+    assert record_budget_alerts.apply(args=[messages]).get() == 2
+    assert record_budget_alerts.apply(args=[messages]).get() == 0  # a redelivered message records nothing
+    alerts = BudgetAlert.objects.filter(budget=budget).order_by("threshold")
+    assert [(a.threshold, a.spent, a.period_start) for a in alerts] == [(D(50), D("5.5"), start),
+                                                                      (D(80), D("8.25"), start)]

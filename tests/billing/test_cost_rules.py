@@ -17,11 +17,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from rest_framework.test import APIClient
 
-from apps.billing import rules
+from apps.billing import cost_rules as rules
+from apps.billing import selectors
+from apps.billing.cost_rules import RequestFacts, evaluate, rule_specs
 from apps.billing.models import CostRule
-from apps.billing.rules import RequestFacts, evaluate, rule_specs
 from apps.core import redis as cb_redis
 from tests import factories
+from tests.billing import factories as billing_factories
 
 pytestmark = pytest.mark.django_db
 D = Decimal
@@ -49,15 +51,10 @@ def facts(model="gpt-4o", prompt_tokens=50, task_type="general", environment="pr
 
 
 def tenant_specs(tenant):
-    return rules.active_rule_specs(rules.cost_rule_list(tenant=tenant))
+    return rules.active_rule_specs(selectors.cost_rule_list(tenant=tenant))
 
 
-def rule(tenant=None, **fields) -> CostRule:
-    fields.setdefault("name", "r")
-    created = CostRule(tenant=tenant, **fields)
-    created.full_clean()
-    created.save()
-    return created
+rule = billing_factories.cost_rule
 
 
 SEED_RULES = [
@@ -245,9 +242,14 @@ def test_tenant_isolation_and_global_rules_read_only(tenant_a, tenant_b):
 
     listed = listing(client)
     assert [(r["id"], r["owner"]) for r in listed] == [(global_rule.id, "global"), (mine["id"], "tenant")]
+    missing = client.get("/api/cost-rules/999999/")
+    assert missing.status_code == 404
     for method in ("get", "patch", "put", "delete"):
         response = getattr(client, method)(f"/api/cost-rules/{theirs['id']}/", SEED_RULES[0], format="json")
         assert response.status_code == 404, method
+        assert response.json() == missing.json(), method  # the same answer as a rule that does not exist
+    assert client.get("/api/cost-rules/not-a-number/").json() == missing.json()  # never a 500
+    assert other_client.get(f"/api/cost-rules/{theirs['id']}/").status_code == 200  # it exists, for its owner
     assert client.get(f"/api/cost-rules/{global_rule.id}/").json()["owner"] == "global"
     assert client.patch(f"/api/cost-rules/{global_rule.id}/", {"enabled": False}, format="json").status_code == 403
     assert client.put(f"/api/cost-rules/{global_rule.id}/", SEED_RULES[0], format="json").status_code == 403
@@ -276,7 +278,7 @@ def test_invalid_rows_are_skipped_not_fatal(tenant_a):
 
 
 def test_admin_form_validates_rules(admin_user):
-    from apps.billing import rules_admin  # noqa: F401  (registers CostRuleAdmin)
+    from apps.billing import cost_rules_admin  # noqa: F401  (registers CostRuleAdmin)
 
     model_admin = admin.site._registry[CostRule]
     request = RequestFactory().get("/admin/")

@@ -186,8 +186,8 @@ def test_sigkill_of_a_worker_mid_batch_loses_nothing_and_duplicates_nothing(setu
     import redis
     from django.conf import settings
 
-    from apps.billing.ingest import GROUP, _ensure_group
-    from apps.billing.ledger import STREAM
+    from apps.billing.ingest import ensure_group
+    from apps.billing.ledger_stream import GROUP, STREAM
     from apps.billing.models import UsageRecord
 
     server = ServerProcess().start()
@@ -197,7 +197,7 @@ def test_sigkill_of_a_worker_mid_batch_loses_nothing_and_duplicates_nothing(setu
         server.stop()
     # A worker that read entries and died before acknowledging them …
     client = redis.Redis.from_url(settings.REDIS_URL)
-    _ensure_group(client)
+    ensure_group(client)
     taken = client.xreadgroup(GROUP, "dead-worker", {STREAM: ">"}, count=10)
     assert len(taken[0][1]) == 10
     # … and a real worker killed with SIGKILL while running.

@@ -7,16 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from apps.billing.budget_counters import (
-    EPOCH,
-    BudgetSpec,
-    applicable,
-    check_alerts,
-    from_units,
-    limit_units,
-    period_bounds,
-    to_units,
-)
+from apps.billing.budget_spec import BudgetSpec, applicable, check_alerts
+from apps.billing.money import from_units, limit_units, to_units
+from apps.billing.periods import EPOCH, period_bounds
 
 
 def utc(*args) -> datetime:

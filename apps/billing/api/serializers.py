@@ -7,9 +7,9 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from apps.billing import selectors
-from apps.billing.budget_counters import period_bounds
 from apps.billing.models import Budget
 from apps.billing.models.budgets import MAX_LIMIT, normalise_thresholds
+from apps.billing.periods import period_bounds
 from apps.core.http import validate_upstream_url
 from apps.tenants.models import ApiKey
 

@@ -1,7 +1,9 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions, viewsets
+from rest_framework.permissions import SAFE_METHODS
 
 from apps.billing import selectors, services
+from apps.billing.access import budget_access_by_id
 from apps.billing.models import Budget
 from apps.tenants.api.permissions import IsTenantAdmin
 from apps.tenants.api.tenancy import request_tenant
@@ -28,6 +30,12 @@ class BudgetViewSet(viewsets.ModelViewSet):
         if getattr(self, "swagger_fake_view", False):
             return Budget.objects.none()
         return selectors.budget_list(tenant=request_tenant(self.request))
+
+    def get_object(self):
+        budget = budget_access_by_id(request_tenant(self.request), self.kwargs[self.lookup_field],
+                                     for_write=self.request.method not in SAFE_METHODS)
+        self.check_object_permissions(self.request, budget)
+        return budget
 
     def get_serializer(self, *args, **kwargs):
         if not getattr(self, "swagger_fake_view", False):

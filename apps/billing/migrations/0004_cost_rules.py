@@ -4,7 +4,7 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-import apps.billing.models.rules
+import apps.billing.models.cost_rules
 
 
 class Migration(migrations.Migration):
@@ -24,9 +24,9 @@ class Migration(migrations.Migration):
                 ('name', models.CharField(max_length=200)),
                 ('priority', models.IntegerField(default=100, help_text='Lower runs first.')),
                 ('enabled', models.BooleanField(default=True)),
-                ('conditions', models.JSONField(blank=True, default=apps.billing.models.rules._empty_object, help_text='All must hold, e.g. {"prompt_tokens_lt": 200, "task_type_in": ["general"]}. Empty: always.')),
+                ('conditions', models.JSONField(blank=True, default=apps.billing.models.cost_rules._empty_object, help_text='All must hold, e.g. {"prompt_tokens_lt": 200, "task_type_in": ["general"]}. Empty: always.')),
                 ('action', models.CharField(choices=[('route_to_model', 'route to model'), ('prefer_provider', 'prefer provider'), ('apply_rate_limit', 'apply rate limit')], max_length=32)),
-                ('params', models.JSONField(blank=True, default=apps.billing.models.rules._empty_object, help_text='e.g. {"model": "gpt-4o-mini"}, {"providers": ["ollama"]}, {"requests_per_minute": 10}')),
+                ('params', models.JSONField(blank=True, default=apps.billing.models.cost_rules._empty_object, help_text='e.g. {"model": "gpt-4o-mini"}, {"providers": ["ollama"]}, {"requests_per_minute": 10}')),
                 ('stop_processing', models.BooleanField(default=False, help_text='When this rule matches, skip later rules.')),
                 ('tenant', models.ForeignKey(blank=True, help_text='Empty: a global rule for every tenant.', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='cost_rules', to='tenants.tenant')),
             ],

@@ -6,6 +6,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from apps.billing import budget_spec, periods
+from apps.billing.budget_spec import scope_text
 from apps.core import crypto
 from apps.core.http import validate_upstream_url
 from apps.core.models import TimeStampedModel
@@ -37,15 +39,16 @@ class Budget(TimeStampedModel):
         PROJECT = "project"
 
     class Period(models.TextChoices):
-        DAILY = "daily"
-        WEEKLY = "weekly"
-        MONTHLY = "monthly"
-        TOTAL = "total"
+        # The words are periods.py's (the hot path's); the choices only label them.
+        DAILY = periods.DAILY
+        WEEKLY = periods.WEEKLY
+        MONTHLY = periods.MONTHLY
+        TOTAL = periods.TOTAL
 
     class Action(models.TextChoices):
-        BLOCK = "block", "block (429 budget_exceeded)"
-        DOWNGRADE = "downgrade", "downgrade to the cheapest capable model"
-        NOTIFY = "notify", "notify only"
+        BLOCK = budget_spec.BLOCK, "block (429 budget_exceeded)"
+        DOWNGRADE = budget_spec.DOWNGRADE, "downgrade to the cheapest capable model"
+        NOTIFY = budget_spec.NOTIFY, "notify only"
 
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="budgets")
     name = models.CharField(max_length=200, blank=True)
@@ -106,8 +109,6 @@ class Budget(TimeStampedModel):
         return self.Scope.TENANT
 
     def describe(self) -> str:
-        from apps.billing.budget_counters import scope_text
-
         return f"{self.name or 'budget ' + str(self.pk or 'new')} ({scope_text(self)}, {self.period} ${self.limit})"
 
     def save(self, *args, **kwargs):

@@ -10,7 +10,9 @@ from collections.abc import Awaitable, Callable
 
 from django.conf import settings
 
-from apps.billing.budget_counters import Refusal, applicable, record_alerts
+from apps.billing.budget_bridge import record_alerts
+from apps.billing.budget_outcomes import Refusal
+from apps.billing.budget_spec import applicable
 from apps.core.errors import ApiError
 
 from ..context import RequestContext

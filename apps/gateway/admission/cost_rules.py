@@ -7,7 +7,7 @@ import dataclasses
 
 from django.conf import settings
 
-from apps.billing import rules
+from apps.billing import cost_rules
 
 from ..context import RequestContext
 from ..limits import Limit
@@ -26,13 +26,13 @@ class CostRules:
         specs = snapshot.cost_rules_for(ctx.tenant_id)
         if not specs:
             return options
-        needed = rules.spend_models_needed(specs, options.model)
+        needed = cost_rules.spend_models_needed(specs, options.model)
         ctx.spend_rules = any("spend_today_gt" in spec.conditions for spec in specs)
         spend = {}
         if needed and self.redis is not None and ctx.tenant_id is not None:
-            spend = await rules.spend_today_many(self.redis, ctx.tenant_id, needed)
+            spend = await cost_rules.spend_today_many(self.redis, ctx.tenant_id, needed)
         prompt = LazyPromptTokens(body).encoded("quick")
-        effects = rules.evaluate(specs, rules.RequestFacts(
+        effects = cost_rules.evaluate(specs, cost_rules.RequestFacts(
             model=options.model, prompt_tokens=prompt, task_type=options.task_type or "general",
             environment=settings.ENVIRONMENT, spend_today_by_model=spend))
         if effects.model:
@@ -50,4 +50,4 @@ class CostRules:
 
     async def settle(self, ctx: RequestContext, cost) -> None:
         if ctx.spend_rules and cost and self.redis is not None and ctx.chosen is not None:
-            await rules.add_spend(self.redis, ctx.tenant_id, ctx.chosen.model.model_id, cost)
+            await cost_rules.add_spend(self.redis, ctx.tenant_id, ctx.chosen.model.model_id, cost)

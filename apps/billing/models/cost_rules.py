@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from apps.billing.cost_rules import validate_rule
 from apps.core.models import TimeStampedModel
 
 
@@ -10,7 +11,7 @@ def _empty_object() -> dict:
 
 
 class CostRule(TimeStampedModel):
-    """A cost-optimisation rule: when every condition holds, apply the action (see apps/billing/rules.py).
+    """A cost-optimisation rule: when every condition holds, apply the action (see apps/billing/cost_rules.py).
 
     `tenant` empty: a global rule (staff's, applies to every tenant, read-only for tenants)."""
 
@@ -41,7 +42,5 @@ class CostRule(TimeStampedModel):
         return self.name or f"cost rule {self.pk}"
 
     def clean(self):
-        from apps.billing.rules import validate_rule
-
         super().clean()
         validate_rule(self.conditions, self.action, self.params)

@@ -1,6 +1,6 @@
 from rest_framework.routers import SimpleRouter
 
-from .rules_views import CostRuleViewSet
+from .cost_rules_views import CostRuleViewSet
 
 router = SimpleRouter()
 router.register("cost-rules", CostRuleViewSet, basename="cost-rule")

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 from rest_framework import exceptions, serializers, viewsets
+from rest_framework.permissions import SAFE_METHODS
 
-from apps.billing import rules
+from apps.billing import selectors, services
+from apps.billing.access import cost_rule_access_by_id
 from apps.billing.models import CostRule
 from apps.tenants.api.permissions import IsTenantAdmin
 from apps.tenants.api.tenancy import request_tenant
 
 
 class CostRuleSerializer(serializers.ModelSerializer):
-    """`conditions`, `action` and `params` are checked by apps.billing.rules.validate_rule (on save)."""
+    """`conditions`, `action` and `params` are checked by apps.billing.cost_rules.validate_rule (on save)."""
 
     owner = serializers.SerializerMethodField()
     conditions = serializers.JSONField(required=False)
@@ -35,13 +37,19 @@ class CostRuleViewSet(viewsets.ModelViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return CostRule.objects.none()
-        return rules.cost_rule_list(tenant=request_tenant(self.request))
+        return selectors.cost_rule_list(tenant=request_tenant(self.request))
+
+    def get_object(self):
+        rule = cost_rule_access_by_id(request_tenant(self.request), self.kwargs[self.lookup_field],
+                                      for_write=self.request.method not in SAFE_METHODS)
+        self.check_object_permissions(self.request, rule)
+        return rule
 
     def _save(self, serializer, instance):
         for name, value in serializer.validated_data.items():
             setattr(instance, name, value)
         try:
-            serializer.instance = rules.cost_rule_save(tenant=request_tenant(self.request), rule=instance)
+            serializer.instance = services.cost_rule_save(tenant=request_tenant(self.request), rule=instance)
         except PermissionDenied as exc:
             raise exceptions.PermissionDenied(str(exc)) from None
 
@@ -53,6 +61,6 @@ class CostRuleViewSet(viewsets.ModelViewSet):
 
     def perform_destroy(self, instance):
         try:
-            rules.cost_rule_delete(tenant=request_tenant(self.request), rule=instance)
+            services.cost_rule_delete(tenant=request_tenant(self.request), rule=instance)
         except PermissionDenied as exc:
             raise exceptions.PermissionDenied(str(exc)) from None

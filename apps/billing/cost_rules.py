@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,12 +39,12 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from redis.exceptions import RedisError
 
-from apps.billing.budget_counters import from_units, to_units
+from apps.billing.money import from_units, to_units
+from apps.core.redis_backoff import REDIS_ERRORS, backoff_for
 from apps.core.vocabulary import DEFAULT_TASK_TYPE, TASK_TYPES
 
-logger = logging.getLogger("apps.billing.rules")
+logger = logging.getLogger("apps.billing.cost_rules")
 
 SIMPLE_PROMPT_MAX_TOKENS = 200  # simple_prompt: prompt_tokens < this and task type general
 
@@ -295,19 +294,11 @@ def evaluate(rules: list[RuleSpec], facts: RequestFacts) -> RuleEffects:
 
 SPEND_KEY_PREFIX = "cb:spend:day:"
 SPEND_KEY_TTL_SECONDS = 2 * 86400
-_REDIS_ERRORS = (RedisError, OSError, TimeoutError)
-REDIS_BACKOFF_SECONDS = 1.0  # after a Redis error, this client is not even tried for this long (as the health store)
-_DOWN_UNTIL = "_cb_spend_down_until"
+REDIS_BACKOFF_SECONDS = 1.0  # after a connection error, this client is not even tried for this long
 
 
-def _redis_down(redis) -> bool:
-    return getattr(redis, _DOWN_UNTIL, 0.0) > time.monotonic()
-
-
-def _redis_failed(redis, exc: BaseException, what: str) -> None:
-    setattr(redis, _DOWN_UNTIL, time.monotonic() + REDIS_BACKOFF_SECONDS)
-    logger.warning("spend counter: Redis failed (%s); %s for %.0fs", type(exc).__name__, what,
-                   REDIS_BACKOFF_SECONDS)
+def _backoff(redis):
+    return backoff_for(redis, "spend counter", seconds=REDIS_BACKOFF_SECONDS, logger=logger)
 
 
 def spend_key(tenant_id: int, model: str, now: datetime | None = None) -> str:
@@ -323,7 +314,8 @@ async def add_spend(redis, tenant_id: int, model: str, amount: Decimal, *, now: 
         raise ValueError("spend cannot be negative")
     if units == 0:
         return True
-    if _redis_down(redis):
+    backoff = _backoff(redis)
+    if backoff.down:
         return False
     key = spend_key(tenant_id, model, now)
     try:
@@ -331,8 +323,8 @@ async def add_spend(redis, tenant_id: int, model: str, amount: Decimal, *, now: 
             pipe.incrby(key, units)
             pipe.expire(key, SPEND_KEY_TTL_SECONDS)
             await pipe.execute()
-    except _REDIS_ERRORS as exc:
-        _redis_failed(redis, exc, "spend not counted")
+    except REDIS_ERRORS as exc:
+        backoff.failed("spend update (spend not counted)", exc)
         return False
     return True
 
@@ -344,11 +336,12 @@ async def spend_today_many(redis, tenant_id: int, models: Iterable[str], *,
     if not names:
         return {}
     values = [None] * len(names)
-    if not _redis_down(redis):
+    backoff = _backoff(redis)
+    if not backoff.down:
         try:
             values = await redis.mget([spend_key(tenant_id, name, now) for name in names])
-        except _REDIS_ERRORS as exc:
-            _redis_failed(redis, exc, "spend rules see zero")
+        except REDIS_ERRORS as exc:
+            backoff.failed("spend read (spend rules see zero)", exc)
     return {name: from_units(value) if value is not None else Decimal(0) for name, value in zip(names, values,
                                                                                                   strict=True)}
 
@@ -356,33 +349,3 @@ async def spend_today_many(redis, tenant_id: int, models: Iterable[str], *,
 async def spend_today(redis, tenant_id: int, model: str, *, now: datetime | None = None) -> Decimal:
     return (await spend_today_many(redis, tenant_id, [model], now=now))[model]
 
-
-# ---- reads and writes for the API (tenant-scoped) -------------------------------------------------------
-
-def cost_rule_list(*, tenant):
-    """The global rules and the tenant's own; another tenant's are invisible."""
-    from django.db.models import Q
-
-    from apps.billing.models import CostRule
-
-    return CostRule.objects.filter(Q(tenant__isnull=True) | Q(tenant=tenant)).select_related("tenant")
-
-
-def cost_rule_save(*, tenant, rule):
-    """Create or update the tenant's own rule; global rules are staff's (admin)."""
-    from django.core.exceptions import PermissionDenied
-
-    if rule.pk is not None and rule.tenant_id != tenant.id:
-        raise PermissionDenied("Global cost rules are managed by staff.")
-    rule.tenant = tenant
-    rule.full_clean()
-    rule.save()
-    return rule
-
-
-def cost_rule_delete(*, tenant, rule) -> None:
-    from django.core.exceptions import PermissionDenied
-
-    if rule.tenant_id != tenant.id:
-        raise PermissionDenied("Global cost rules are managed by staff.")
-    rule.delete()
