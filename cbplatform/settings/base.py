@@ -108,6 +108,7 @@ INSTALLED_APPS = [
     "apps.providers",
     "apps.gateway",
     "apps.billing",
+    "apps.workflows",
     "apps.realtime",
     "apps.dashboard",
 ]
@@ -188,10 +189,12 @@ SPECTACULAR_SETTINGS = {
 
 GRAPHENE = {"SCHEMA": "cbplatform.schema.schema"}
 
-CELERY_IMPORTS = ["apps.billing.ingest", "apps.billing.rollup"]
+CELERY_IMPORTS = ["apps.billing.ingest", "apps.billing.rollup", "apps.workflows.tasks"]
 CELERY_BEAT_SCHEDULE = {
     "ingest-usage": {"task": "billing.ingest_usage", "schedule": 1.0},
     "rollup-usage": {"task": "billing.rollup_usage", "schedule": 600.0},  # yesterday and today
+    # Delayed workflow transitions are scheduled with a countdown; this sweep fires any whose task was lost.
+    "workflows-fire-due": {"task": "workflows.fire_due", "schedule": 30.0},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
