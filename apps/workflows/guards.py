@@ -8,14 +8,13 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-try:
-    from apps.rules.engine import RuleError, compile_condition, evaluate
-    from apps.rules.selectors import named_rules_for
-except ImportError:  # TEMPORARY until branch h-rules is merged: guarded transitions refuse to save
-    RuleError = compile_condition = evaluate = None
+from apps.rules.engine import BUILTIN_RULES, RuleError, compile_condition, evaluate
 
+try:
+    from apps.rules.selectors import named_rules_for
+except ImportError:  # TEMPORARY until h-rules lands its Django side: the built-in named rules only
     def named_rules_for(*, tenant):
-        return {}
+        return dict(BUILTIN_RULES)
 
 _CACHE_SIZE = 4096
 _compiled: OrderedDict[tuple[int, str], object] = OrderedDict()
@@ -27,14 +26,15 @@ def named_rules(*, tenant) -> dict:
     return dict(named_rules_for(tenant=tenant))
 
 
-def guard_problems(parts: list, *, named: dict) -> list[str]:
-    """Why these guard pieces do not compile (unknown named condition, bad expression); empty when they do."""
-    if compile_condition is None:
-        return ["the rules engine is not installed"]
+def guard_problems(parts: list, *, named: dict, references: set[str] | None = None) -> list[str]:
+    """Why these guard pieces do not compile (unknown named condition, bad expression); empty when they do.
+    The named rules they reach are added to `references`."""
     try:
-        compile_condition(parts, named=named)
+        compiled = compile_condition(parts, named=named)
     except RuleError as exc:
         return list(exc.problems)
+    if references is not None:
+        references.update(compiled.references)
     return []
 
 

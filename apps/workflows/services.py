@@ -43,10 +43,13 @@ def definition_check(tenant, raw, *, strict: bool = False, cap: int = DEFAULT_CA
     problems: list[str] = []
     net = parse_definition(raw, problems=problems)
     named = named_rules(tenant=tenant)
+    used: set[str] = set()
     if net is not None:
-        problems += structural_problems(net, compile_guard=lambda parts: guard_problems(parts, named=named))
+        problems += structural_problems(
+            net, compile_guard=lambda parts: guard_problems(parts, named=named, references=used))
     if problems:
         raise DefinitionInvalid(problems)
+    named = {name: named[name] for name in sorted(used) if name in named}  # what the version keeps
     analysis = analyse(net, cap=cap)
     if strict and not analysis.sound:
         raise DefinitionInvalid([f"Not sound: {f.message}" + (f" (path: {' → '.join(f.path)})" if f.path else "")
@@ -62,7 +65,8 @@ def workflow_save(tenant, *, definition: dict, source_format: str = "json", stri
     if expected_id is not None and net.id != expected_id:
         raise InvalidRequest(f"The definition's id {net.id!r} differs from the workflow {expected_id!r} it saves.",
                              param="id")
-    digest = hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+    # The named rules the guards use count: re-saving after a named rule changed makes a new version.
+    digest = hashlib.sha256(json.dumps([canonical, named], sort_keys=True).encode()).hexdigest()
     with transaction.atomic():
         workflow, _ = WorkflowDefinition.objects.select_for_update().get_or_create(
             tenant=tenant, slug=net.id, defaults={"name": net.name, "description": net.description})
