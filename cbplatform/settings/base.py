@@ -194,7 +194,8 @@ CELERY_BEAT_SCHEDULE = {
     "ingest-usage": {"task": "billing.ingest_usage", "schedule": 1.0},
     "rollup-usage": {"task": "billing.rollup_usage", "schedule": 600.0},  # yesterday and today
     # Delayed workflow transitions are scheduled with a countdown; this sweep fires any whose task was lost.
-    "workflows-fire-due": {"task": "workflows.fire_due", "schedule": 30.0},
+    "workflows-fire-due": {"task": "workflows.fire_due",
+                           "schedule": env.float("WORKFLOW_DUE_SWEEP_SECONDS", default=30.0, minimum=0.5)},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
