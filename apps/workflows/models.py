@@ -49,7 +49,7 @@ class WorkflowVersion(models.Model):
         constraints = [models.UniqueConstraint(fields=["definition", "number"], name="workflow_version_unique")]
 
     def __str__(self):
-        return f"{self.definition_id} v{self.number}"
+        return f"v{self.number}"
 
 
 class InstanceStatus(models.TextChoices):
@@ -66,7 +66,7 @@ class WorkflowInstance(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="workflow_instances")
     definition = models.ForeignKey(WorkflowDefinition, on_delete=models.CASCADE, related_name="instances")
-    version = models.ForeignKey(WorkflowVersion, on_delete=models.PROTECT, related_name="instances")
+    version = models.ForeignKey(WorkflowVersion, on_delete=models.CASCADE, related_name="instances")
     status = models.CharField(max_length=16, choices=InstanceStatus.choices, default=InstanceStatus.RUNNING)
     marking = models.JSONField(default=dict, blank=True, help_text="{place: tokens}, kept with the token rows.")
     # {transition: ISO time it became enabled} for transitions with a delay, and the earliest time one is due.
