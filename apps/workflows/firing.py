@@ -1,9 +1,10 @@
 """Firing a transition: one transaction with the instance row locked, then token rows, history and outbox
 events written together; automatic and delayed transitions scheduled after the commit.
 
-Statements for a 1-in-1-out firing by token id: lock the instance (found through the token) / read the
-marking / update the token / insert its history / insert the event / update the instance — six, asserted in
-tests/workflows/test_firing.py.
+Statements for a firing on Postgres: lock the instance (found directly or through the token) / read the active
+tokens / one statement writing token rows, history, events and the instance (data-modifying CTEs) — three,
+asserted in tests/workflows/test_firing.py. Other databases (the embedded SQLite) write through the ORM: a
+statement per kind of row.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from celery import current_app
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.core.errors import InvalidRequest, NotFound
 
+from . import firing_sql
 from .engine import FiringPlan, Net, TokenView, TransitionNotEnabled, enabled, fire, plan, select_tokens
 from .engine.firing import missing_tokens
 from .guards import guard_check
@@ -28,6 +30,7 @@ from .selectors import guard_facts
 MAX_LEAD_TRIES = 50  # an instance-level fire tries this many candidate tokens against the guard
 TASK_AUTOMATIC = "workflows.fire_automatic"
 TASK_DELAYED = "workflows.fire_delayed"
+SQL_FAST_PATH = True  # tests switch it off to run the ORM path (the embedded SQLite's) on Postgres too
 
 
 @dataclass
@@ -46,8 +49,19 @@ def data_change(before: dict, after: dict) -> dict:
             "removed": [k for k in before if k not in after]}
 
 
+def use_sql() -> bool:
+    """Postgres takes the hand-written statements of `firing_sql`; other databases (the embedded SQLite) the ORM."""
+    return SQL_FAST_PATH and connection.vendor == "postgresql"
+
+
 def lock_instance(tenant, *, instance_id=None, token_id=None) -> WorkflowInstance:
     """The instance row, locked, found directly or through one of its tokens (one statement either way)."""
+    if use_sql():
+        instance = firing_sql.lock_instance(tenant.pk, instance_id=instance_id, token_id=token_id)
+        if instance is None:
+            label, value = ("token", token_id) if token_id is not None else ("workflow instance", instance_id)
+            raise NotFound(f"No {label} with id {value!r}.")
+        return instance
     rows = WorkflowInstance.objects.select_for_update(of=("self",)).select_related("definition").filter(tenant=tenant)
     try:
         if token_id is not None:
@@ -63,8 +77,13 @@ def lock_instance(tenant, *, instance_id=None, token_id=None) -> WorkflowInstanc
 
 
 def read_tokens(instance) -> tuple[list[TokenView], dict[str, list[TokenView]]]:
-    rows = Token.objects.filter(instance_id=instance.id, status=TokenStatus.ACTIVE).values_list(
-        "id", "place", "data", "metadata", "arrived_at")
+    """The active tokens (read after the lock is held, in their own statement: a join in the locking statement
+    could return rows from before a concurrent firing committed)."""
+    if use_sql():
+        rows = firing_sql.active_tokens(instance.id)
+    else:
+        rows = Token.objects.filter(instance_id=instance.id, status=TokenStatus.ACTIVE).values_list(
+            "id", "place", "data", "metadata", "arrived_at")
     tokens = [TokenView(str(i), place, data, metadata, (arrived, str(i))) for i, place, data, metadata, arrived in rows]
     by_place: dict[str, list[TokenView]] = {}
     for tok in tokens:
@@ -139,34 +158,43 @@ def _refusal(transition_id, reasons) -> str:
     return f"Transition {transition_id!r} is no longer enabled: its input places lack tokens."
 
 
+@dataclass
+class Writes:
+    """The rows one firing changes; written by the ORM, or on Postgres in one statement (`firing_sql`)."""
+
+    instance: WorkflowInstance
+    now: datetime
+    moved: tuple[str, str, dict, dict] | None  # (token id, place, data, metadata)
+    consumed: list[str]
+    merged_into: str | None
+    children: list[Token]
+    history: list[TokenHistory]
+    events: list[WorkflowEvent]
+
+
 def _apply(instance, net: Net, firing: FiringPlan, marking: dict, *, actor: str) -> list[str]:
     now = timezone.now()
     t = firing.transition
     taken = {tok.id: tok for tok in firing.taken}
-    history, created = [], []
+    history, children, moved = [], [], None
     if firing.continuing is not None:
         lead = taken[firing.continuing]
-        Token.objects.filter(pk=lead.id).update(place=firing.continuing_to, data=firing.data,
-                                                metadata=firing.metadata, arrived_at=now, updated_at=now)
+        moved = (lead.id, firing.continuing_to, firing.data, firing.metadata)
         history.append(TokenHistory(token_id=lead.id, instance_id=instance.id, at=now, kind="moved", transition=t.id,
                                     from_place=lead.place, to_place=firing.continuing_to, actor=actor,
                                     data_change=data_change(lead.data, firing.data)))
-    if firing.consumed:
-        Token.objects.filter(pk__in=list(firing.consumed)).update(
-            status=TokenStatus.CONSUMED, merged_into=firing.continuing, updated_at=now)
-        history += [TokenHistory(token_id=i, instance_id=instance.id, at=now, kind="consumed", transition=t.id,
-                                 from_place=taken[i].place, to_place=firing.continuing_to or "", actor=actor)
-                    for i in firing.consumed]
+    history += [TokenHistory(token_id=i, instance_id=instance.id, at=now, kind="consumed", transition=t.id,
+                             from_place=taken[i].place, to_place=firing.continuing_to or "", actor=actor)
+                for i in firing.consumed]
     if firing.children:
         children = [Token(id=uuid.uuid4(), tenant_id=instance.tenant_id, instance_id=instance.id, place=child.place,
-                          data=firing.data, metadata=firing.metadata, parents=list(child.parents), arrived_at=now,
-                          created_at=now, updated_at=now) for child in firing.children]
-        Token.objects.bulk_create(children)
-        created = [str(c.id) for c in children]
+                          status=TokenStatus.ACTIVE, data=firing.data, metadata=firing.metadata,
+                          parents=list(child.parents), arrived_at=now, created_at=now, updated_at=now)
+                    for child in firing.children]
         history += [TokenHistory(token_id=c.id, instance_id=instance.id, at=now, kind="created", transition=t.id,
                                  to_place=c.place, actor=actor, data_change=data_change({}, firing.data))
                     for c in children]
-    TokenHistory.objects.bulk_create(history)
+    created = [str(c.id) for c in children]
     after = fire(marking, t)
     events = [_event(instance, "transition_fired", now, token_id=firing.continuing, data={
         "transition": t.origin or t.id, "fired": t.id, "from_places": firing.from_places,
@@ -174,12 +202,30 @@ def _apply(instance, net: Net, firing: FiringPlan, marking: dict, *, actor: str)
         "created": created, "actor": actor, "marking": after, "data": firing.data})]
     instance.fire_count += 1
     events += settle(instance, net, after, now, previous=marking)
-    WorkflowEvent.objects.bulk_create(events)
-    WorkflowInstance.objects.filter(pk=instance.pk).update(
-        marking=instance.marking, status=instance.status, enabled_since=instance.enabled_since,
-        next_due_at=instance.next_due_at, fire_count=instance.fire_count, updated_at=now,
-        finished_at=instance.finished_at)
+    writes = Writes(instance, now, moved, list(firing.consumed), firing.continuing, children, history, events)
+    if use_sql():
+        firing_sql.write(writes)
+    else:
+        _write_orm(writes)
     return created
+
+
+def _write_orm(w: Writes) -> None:
+    if w.moved is not None:
+        token_id, place, data, metadata = w.moved
+        Token.objects.filter(pk=token_id).update(place=place, data=data, metadata=metadata, arrived_at=w.now,
+                                                 updated_at=w.now)
+    if w.consumed:
+        Token.objects.filter(pk__in=w.consumed).update(status=TokenStatus.CONSUMED, merged_into=w.merged_into,
+                                                       updated_at=w.now)
+    if w.children:
+        Token.objects.bulk_create(w.children)
+    TokenHistory.objects.bulk_create(w.history)
+    WorkflowEvent.objects.bulk_create(w.events)
+    i = w.instance
+    WorkflowInstance.objects.filter(pk=i.pk).update(
+        marking=i.marking, status=i.status, enabled_since=i.enabled_since, next_due_at=i.next_due_at,
+        fire_count=i.fire_count, updated_at=w.now, finished_at=i.finished_at)
 
 
 def _event(instance, type_, now, *, token_id=None, data=None) -> WorkflowEvent:
