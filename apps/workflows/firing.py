@@ -1,15 +1,16 @@
 """Firing a transition: one transaction with the instance row locked, then token rows, history and outbox
 events written together; automatic and delayed transitions scheduled after the commit.
 
-Statements for a firing on Postgres: lock the instance (found directly or through the token) / read the active
-tokens / one statement writing token rows, history, events and the instance (data-modifying CTEs) — three,
-asserted in tests/workflows/test_firing.py. Other databases (the embedded SQLite) write through the ORM: a
-statement per kind of row.
+Statements for a firing on Postgres: lock the instance (found directly or through the token) and read the active
+tokens (two statements in one round trip) / one statement writing token rows, history, events and the instance
+(data-modifying CTEs) — asserted in tests/workflows/test_firing.py. Other databases (the embedded SQLite) go
+through the ORM: a statement per kind of row.
 """
 
 from __future__ import annotations
 
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -30,6 +31,7 @@ from .selectors import guard_facts
 MAX_LEAD_TRIES = 50  # an instance-level fire tries this many candidate tokens against the guard
 TASK_AUTOMATIC = "workflows.fire_automatic"
 TASK_DELAYED = "workflows.fire_delayed"
+_LEAN: ContextVar = ContextVar("workflows_lean_transaction", default=None)
 SQL_FAST_PATH = True  # tests switch it off to run the ORM path (the embedded SQLite's) on Postgres too
 
 
@@ -76,10 +78,12 @@ def lock_instance(tenant, *, instance_id=None, token_id=None) -> WorkflowInstanc
     return instance
 
 
-def read_tokens(instance) -> tuple[list[TokenView], dict[str, list[TokenView]]]:
+def read_tokens(instance, *, rows=None) -> tuple[list[TokenView], dict[str, list[TokenView]]]:
     """The active tokens (read after the lock is held, in their own statement: a join in the locking statement
-    could return rows from before a concurrent firing committed)."""
-    if use_sql():
+    could return rows from before a concurrent firing committed). `rows`: already read with the lock."""
+    if rows is not None:
+        pass
+    elif use_sql():
         rows = firing_sql.active_tokens(instance.id)
     else:
         rows = Token.objects.filter(instance_id=instance.id, status=TokenStatus.ACTIVE).values_list(
@@ -99,14 +103,45 @@ def transition_fire(tenant, *, transition_id: str, token_id=None, instance_id=No
         raise InvalidRequest("Name exactly one of token_id and instance_id.")
     if data is not None and not isinstance(data, dict):
         raise InvalidRequest("`data` must be an object.", param="data")
+    if use_sql() and connection.get_autocommit() and not connection.in_atomic_block:
+        return _fire_lean(tenant, transition_id=transition_id, token_id=token_id, instance_id=instance_id,
+                          data=data, actor=actor, expect_fire_count=expect_fire_count)
     with transaction.atomic():
-        instance = lock_instance(tenant, instance_id=instance_id, token_id=token_id)
+        rows = None
+        if use_sql():
+            locked = firing_sql.lock_and_read(tenant.pk, instance_id=instance_id, token_id=token_id)
+            if locked is None:
+                label, value = ("token", token_id) if token_id is not None else ("workflow instance", instance_id)
+                raise NotFound(f"No {label} with id {value!r}.")
+            instance, rows = locked
+        else:
+            instance = lock_instance(tenant, instance_id=instance_id, token_id=token_id)
         result = _fire_locked(instance, transition_id=transition_id, token_id=token_id and str(token_id),
-                              patch=data, actor=actor, expect_fire_count=expect_fire_count)
+                              patch=data, actor=actor, expect_fire_count=expect_fire_count, rows=rows)
     return result
 
 
-def _fire_locked(instance, *, transition_id, token_id, patch, actor, expect_fire_count=None) -> FireResult:
+def _fire_lean(tenant, *, transition_id, token_id, instance_id, data, actor, expect_fire_count) -> FireResult:
+    """`transition_fire` in two round trips (Postgres, no surrounding transaction): see LeanTransaction."""
+    with firing_sql.LeanTransaction() as tx:
+        locked = tx.lock_and_read(tenant.pk, instance_id=instance_id, token_id=token_id)
+        if locked is None:
+            label, value = ("token", token_id) if token_id is not None else ("workflow instance", instance_id)
+            raise NotFound(f"No {label} with id {value!r}.")
+        instance, rows = locked
+        reset = _LEAN.set(tx)
+        try:
+            result = _fire_locked(instance, transition_id=transition_id, token_id=token_id and str(token_id),
+                                  patch=data, actor=actor, expect_fire_count=expect_fire_count, rows=rows)
+        finally:
+            _LEAN.reset(reset)
+    for callback in tx.after_commit:
+        callback()
+    return result
+
+
+def _fire_locked(instance, *, transition_id, token_id, patch, actor, expect_fire_count=None,
+                 rows=None) -> FireResult:
     if instance.status != InstanceStatus.RUNNING:
         raise TransitionNotEnabled(f"The instance is {instance.status}; nothing fires any more.",
                                    explanation={"instance_status": instance.status})
@@ -118,7 +153,7 @@ def _fire_locked(instance, *, transition_id, token_id, patch, actor, expect_fire
     if not candidates:
         raise InvalidRequest(f"Workflow {instance.definition.slug!r} has no transition {transition_id!r}.",
                              param="transition_id", code="unknown_transition")
-    tokens, by_place = read_tokens(instance)
+    tokens, by_place = read_tokens(instance, rows=rows)
     marking = {p: len(v) for p, v in by_place.items()}
     if token_id is not None and not any(t.id == token_id for t in tokens):
         raise TransitionNotEnabled(f"Transition {transition_id!r} is no longer enabled: token {token_id} has been "
@@ -203,7 +238,10 @@ def _apply(instance, net: Net, firing: FiringPlan, marking: dict, *, actor: str)
     instance.fire_count += 1
     events += settle(instance, net, after, now, previous=marking)
     writes = Writes(instance, now, moved, list(firing.consumed), firing.continuing, children, history, events)
-    if use_sql():
+    lean = _LEAN.get()
+    if lean is not None:
+        lean.write_and_commit(writes)
+    elif use_sql():
         firing_sql.write(writes)
     else:
         _write_orm(writes)
@@ -267,11 +305,19 @@ def settle(instance, net: Net, marking: dict, now: datetime, *, previous: dict |
 def _schedule(instance, newly_timed, *, automatic: bool) -> None:
     instance_id, fire_count = str(instance.id), instance.fire_count
     if automatic:
-        transaction.on_commit(lambda: current_app.tasks[TASK_AUTOMATIC].delay(instance_id, fire_count))
+        _on_commit(lambda: current_app.tasks[TASK_AUTOMATIC].delay(instance_id, fire_count))
     for t in newly_timed:
         args = (instance_id, t.id, instance.enabled_since[t.id])
-        transaction.on_commit(lambda args=args, delay=t.delay_seconds:
-                              current_app.tasks[TASK_DELAYED].apply_async(args, countdown=delay))
+        _on_commit(lambda args=args, delay=t.delay_seconds:
+                   current_app.tasks[TASK_DELAYED].apply_async(args, countdown=delay))
+
+
+def _on_commit(callback) -> None:
+    lean = _LEAN.get()
+    if lean is not None:
+        lean.after_commit.append(callback)
+    else:
+        transaction.on_commit(callback)
 
 
 def fire_automatic(instance_id: str, fire_count: int) -> bool:

@@ -17,8 +17,10 @@ _LOCK = ("SELECT i.id, i.tenant_id, i.definition_id, i.version_id, i.status, i.m
          "WHERE i.tenant_id = %s AND i.id = ")
 _LOCK_BY_INSTANCE = _LOCK + "%s FOR UPDATE OF i"
 _LOCK_BY_TOKEN = _LOCK + "(SELECT instance_id FROM workflows_token WHERE id = %s) FOR UPDATE OF i"  # noqa: S608
-_TOKENS = ("SELECT id, place, data, metadata, arrived_at FROM workflows_token "
+_ACTIVE = ("SELECT id, place, data, metadata, arrived_at FROM workflows_token "
            "WHERE instance_id = %s AND status = 'active'")
+_ACTIVE_OF_ITS_INSTANCE = ("SELECT id, place, data, metadata, arrived_at FROM workflows_token WHERE status = 'active' "
+                    "AND instance_id = (SELECT instance_id FROM workflows_token WHERE id = %s)")
 
 
 def _json(value) -> str:
@@ -37,8 +39,10 @@ def lock_instance(tenant_id: int, *, instance_id=None, token_id=None) -> Workflo
     with connection.cursor() as cursor:
         cursor.execute(_LOCK_BY_TOKEN if token_id is not None else _LOCK_BY_INSTANCE, [tenant_id, key])
         row = cursor.fetchone()
-    if row is None:
-        return None
+    return None if row is None else _instance(row)
+
+
+def _instance(row) -> WorkflowInstance:
     (pk, tenant, definition, version, status, marking, enabled_since, next_due_at, fire_count, created_by,
      created_at, updated_at, finished_at, slug) = row
     instance = WorkflowInstance(id=pk, tenant_id=tenant, definition_id=definition, version_id=version, status=status,
@@ -50,15 +54,86 @@ def lock_instance(tenant_id: int, *, instance_id=None, token_id=None) -> Workflo
     return instance
 
 
+def lock_and_read(tenant_id: int, *, instance_id=None, token_id=None) -> tuple[WorkflowInstance, list] | None:
+    """The lock and the token read in one round trip: two statements in one query string. Each statement of a
+    multi-statement query takes its own snapshot, so the read sees every firing committed before the lock was
+    granted (a join inside the locking statement would not)."""
+    try:
+        key = uuid.UUID(str(token_id if token_id is not None else instance_id))
+    except ValueError:
+        return None
+    lock = _LOCK_BY_TOKEN if token_id is not None else _LOCK_BY_INSTANCE
+    read = _ACTIVE_OF_ITS_INSTANCE if token_id is not None else _ACTIVE
+    with connection.cursor() as cursor:
+        cursor.execute(f"{lock}; {read}", [tenant_id, key, key])
+        row = cursor.fetchone()
+        cursor.nextset()
+        tokens = cursor.fetchall()
+    if row is None:
+        return None
+    return _instance(row), [(pk, place, _loaded(data), _loaded(metadata), arrived)
+                            for pk, place, data, metadata, arrived in tokens]
+
+
 def active_tokens(instance_id) -> list[tuple]:
     with connection.cursor() as cursor:
-        cursor.execute(_TOKENS, [instance_id])
+        cursor.execute(_ACTIVE, [instance_id])
         return [(pk, place, _loaded(data), _loaded(metadata), arrived)
                 for pk, place, data, metadata, arrived in cursor.fetchall()]
 
 
+class LeanTransaction:
+    """A firing in two round trips, for callers outside any transaction: `BEGIN; lock; read` in the first,
+    `write; COMMIT` in the second (Django's atomic() would add a BEGIN and a COMMIT round trip of their own).
+    Anything raised before the commit rolls back. Callbacks for after the commit are kept in `after_commit`."""
+
+    def __init__(self):
+        self.after_commit: list = []
+        self.committed = False
+
+    def __enter__(self):
+        self.cursor = connection.cursor()
+        return self
+
+    def lock_and_read(self, tenant_id: int, *, instance_id=None, token_id=None):
+        try:
+            key = uuid.UUID(str(token_id if token_id is not None else instance_id))
+        except ValueError:
+            return None
+        lock = _LOCK_BY_TOKEN if token_id is not None else _LOCK_BY_INSTANCE
+        read = _ACTIVE_OF_ITS_INSTANCE if token_id is not None else _ACTIVE
+        self.cursor.execute(f"BEGIN; {lock}; {read}", [tenant_id, key, key])
+        self.cursor.nextset()  # past BEGIN's empty result
+        row = self.cursor.fetchone()
+        self.cursor.nextset()
+        tokens = self.cursor.fetchall()
+        if row is None:
+            return None
+        return _instance(row), [(pk, place, _loaded(data), _loaded(metadata), arrived)
+                                for pk, place, data, metadata, arrived in tokens]
+
+    def write_and_commit(self, w) -> None:
+        sql, params = write_statement(w)
+        self.cursor.execute(f"{sql}; COMMIT", params)
+        self.committed = True
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if not self.committed:
+                self.cursor.execute("ROLLBACK")
+        finally:
+            self.cursor.close()
+        return False
+
+
 def write(w) -> None:
     """Every row of a firing (`firing.Writes`) in one statement."""
+    sql, params = write_statement(w)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def write_statement(w) -> tuple[str, list]:
     ctes: list[str] = []
     params: list = []
     if w.moved is not None:
@@ -98,5 +173,4 @@ def write(w) -> None:
     params += [_json(i.marking), i.status, _json(i.enabled_since), i.next_due_at, i.fire_count, w.now,
                i.finished_at, i.id]
     sql = ("WITH " + ", ".join(f"w{n} AS ({cte})" for n, cte in enumerate(ctes)) + " " + final) if ctes else final
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    return sql, params
