@@ -31,7 +31,7 @@ STEPS = 10
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.workflows", description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=int, default=400, help="instances (each fires 10 times; default 400)")
-    parser.add_argument("--threads", type=int, default=4, help="firing threads (default 4)")
+    parser.add_argument("--threads", type=int, default=8, help="firing threads (default 8)")
     parser.add_argument("--fresh", action="store_true", help="drop and re-create the bench database first")
     return parser.parse_args(argv)
 

@@ -184,7 +184,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"ProviderTypeEnum": "apps.providers.models.ProviderType"},
+    "ENUM_NAME_OVERRIDES": {"ProviderTypeEnum": "apps.providers.models.ProviderType",
+                            "WorkflowInstanceStatusEnum": "apps.workflows.models.InstanceStatus",
+                            "TokenStatusEnum": "apps.workflows.models.TokenStatus"},
 }
 
 GRAPHENE = {"SCHEMA": "cbplatform.schema.schema"}
