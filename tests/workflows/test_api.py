@@ -60,6 +60,8 @@ def test_definitions_json_and_yaml_versions_analysis_export(api):
     assert post(api, "/api/workflows/", as_json).json()["version_created"] is False
     assert api.get("/api/workflows/document_review/export/?version=1").json()["name"] == "Document review"
     assert api.get("/api/workflows/document_review/export/?version=9").status_code == 404
+    source = api.get("/api/workflows/document_review/export/?form=source&version=1").json()
+    assert source == DOCUMENT_REVIEW  # as it was submitted, in the original's shape
 
     mismatched = api.put("/api/workflows/document_review/", PARALLEL_REVIEW, format="json")
     assert mismatched.status_code == 400 and mismatched.json()["param"] == "id"
@@ -151,6 +153,7 @@ def test_tokens_create_find_fire_update_history(api):
 
 def test_every_endpoint_hides_other_tenants_objects(api):
     post(api, "/api/workflows/", DOCUMENT_REVIEW)
+    post(api, "/api/workflows/", PARALLEL_REVIEW)  # only this tenant has it
     instance = post(api, "/api/workflow-instances/", {"workflow_id": "document_review"}).json()
     token_id = instance["tokens"][0]["id"]
     _, other = factories.admin_api(f"wf-other-{uuid.uuid4().hex[:8]}")
@@ -160,7 +163,7 @@ def test_every_endpoint_hides_other_tenants_objects(api):
              "/api/workflows/{w}/export/", "/api/workflow-instances/{i}/", "/api/workflow-instances/{i}/transitions/",
              "/api/workflow-instances/{i}/events/", "/api/tokens/{t}/", "/api/tokens/{t}/history/"]
     for template in reads:
-        foreign = other.get(template.format(w="nope", i=instance["id"], t=token_id))
+        foreign = other.get(template.format(w="parallel_review", i=instance["id"], t=token_id))
         missing = other.get(template.format(w="nope", i=missing_instance, t=missing_token))
         assert foreign.status_code == missing.status_code == 404, template
         assert foreign.json()["code"] == missing.json()["code"], template
@@ -173,6 +176,9 @@ def test_every_endpoint_hides_other_tenants_objects(api):
             response = getattr(other, method)(template.format(i=i, t=t), body, format="json")
             assert response.status_code == 404, (template, response.json())
     assert post(other, "/api/tokens/", {"instance_id": instance["id"], "place": "draft"}).status_code == 404
+    assert post(other, "/api/workflow-instances/", {"workflow_id": "parallel_review"}).status_code == 404
+    assert other.put("/api/workflows/parallel_review/", PARALLEL_REVIEW, format="json").status_code == 404
+    assert other.delete("/api/workflows/parallel_review/").status_code == 404
     assert other.get(f"/api/tokens/?instance_id={instance['id']}").status_code == 404
     assert other.get("/api/workflow-instances/").json()["results"] == []
     assert other.get("/api/tokens/").json()["results"] == []

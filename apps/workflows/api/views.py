@@ -129,12 +129,18 @@ class WorkflowViewSet(_WorkflowsApi):
 
     @extend_schema(responses=OpenApiTypes.OBJECT, parameters=[
         OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "yaml"]),
+        OpenApiParameter("form", OpenApiTypes.STR, enum=["canonical", "source"],
+                         description="canonical (default) or the definition as it was submitted"),
         OpenApiParameter("version", OpenApiTypes.INT)])
     @action(detail=True, methods=["get"], renderer_classes=[renderers.JSONRenderer, YAMLRenderer])
     def export(self, request, pk=None):
-        """The definition in the canonical shape, which loads back to the same net."""
+        """The definition in the canonical shape, which loads back to the same net (or, with `form=source`, as
+        it was submitted)."""
         version = self._version(request, workflow_access_by_id(self.tenant, pk))
-        return Response(version.net)
+        form = request.query_params.get("form", "canonical")
+        if form not in ("canonical", "source"):
+            raise ValidationError({"form": ["Must be canonical or source."]})
+        return Response(version.source if form == "source" else version.net)
 
     def _version(self, request, workflow) -> WorkflowVersion:
         number = request.query_params.get("version")
