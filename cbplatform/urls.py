@@ -11,6 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("apps.tenants.api.urls")),
     path("api/", include("apps.providers.api.urls")),
+    path("api/", include("apps.rules.api.urls")),
     path("api/", include("apps.billing.api.urls")),
     path("api/", include("apps.billing.api.rules_urls")),
     path("api/", include("apps.billing.api.analytics_urls")),

@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "graphene_django",
     "apps.core",
     "apps.tenants",
+    "apps.rules",
     "apps.providers",
     "apps.gateway",
     "apps.billing",

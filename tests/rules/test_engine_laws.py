@@ -73,3 +73,20 @@ def test_explanations_are_json_and_agree_with_the_result(a, f):
             assert node["passed"] is (not node["children"][0]["passed"])
 
     walk(tree)
+
+
+odd_values = st.recursive(
+    st.one_of(st.floats(), st.decimals(), st.binary(max_size=4), st.text(max_size=4), st.integers(),
+              st.sampled_from([float("nan"), float("inf"), __import__("decimal").Decimal("sNaN"), None, True]),
+              st.frozensets(st.integers(), max_size=2)),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["a", "b", "items"]), inner,
+                                                                max_size=3),
+    max_leaves=8)
+
+
+@given(conditions, st.fixed_dictionaries({"data": st.dictionaries(st.sampled_from(["a", "b", "items"]), odd_values),
+                                          "metadata": odd_values}))
+def test_evaluation_never_raises_whatever_the_facts_hold(a, f):
+    result = evaluate(compile_condition(a), f)
+    assert isinstance(result.passed, bool)
+    json.dumps(result.explanation, allow_nan=False)

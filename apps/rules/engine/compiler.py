@@ -127,6 +127,9 @@ class Compiler:
                                f"key (internally tagged); got keys {sorted(map(str, raw))}")
             return None
         ((kind, body),) = raw.items()
+        if kind not in KINDS:
+            self.problem(path, _unknown_kind(kind))
+            return None
         return self.external(kind, body, f"{path}.{kind}", depth)
 
     def internal(self, raw: dict, path: str, depth: int):
@@ -140,10 +143,7 @@ class Compiler:
             self.problem(path, f"{kind} takes {sorted(allowed - {'type'})}; unknown keys {extra}")
         return self.build(kind, {k: v for k, v in raw.items() if k != "type"}, path, depth, prefix=path)
 
-    def external(self, kind, body, path: str, depth: int):
-        if kind not in KINDS:
-            self.problem(path[: path.rfind(".")] or "$", _unknown_kind(kind))
-            return None
+    def external(self, kind: str, body, path: str, depth: int):
         params = _params(kind)
         if kind in JUNCTIONS and isinstance(body, list):
             return self.junction(kind, body, path, depth)

@@ -72,6 +72,8 @@ class FieldNode(Node):
             passed = bool(self.test(seen, self.operand))
         except values.Incomparable as exc:
             passed, explanation["reason"] = False, str(exc)
+        except (ArithmeticError, TypeError, ValueError) as exc:  # an odd Python value in the facts (sNaN, …)
+            passed, explanation["reason"] = False, f"cannot test this value: {type(exc).__name__}"
         else:
             if not passed and seen is fields.MISSING and self.kind not in ("FieldExists", "FieldIsEmpty"):
                 explanation["reason"] = f"field {self.field!r} is missing"
@@ -180,11 +182,12 @@ class Expression(Node):
         try:
             variables, largest = ctx.cel_variables()
             value = expressions.run(self.compiled, variables, largest)
+        except (expressions.CostExceeded, expressions.FactsTooLarge) as exc:
+            return _failed(explanation, str(exc))
         except KeyError as exc:
             return _failed(explanation, f"no such key: {exc}")
         except Exception as exc:  # noqa: BLE001 — any runtime error of the library fails this condition only
-            return _failed(explanation, f"{type(exc).__name__}: {exc}" if not isinstance(
-                exc, (expressions.CostExceeded, expressions.FactsTooLarge)) else str(exc))
+            return _failed(explanation, f"{type(exc).__name__}: {exc}")
         explanation["value"] = values.render(value)
         passed = value is True
         if not isinstance(value, bool):

@@ -74,8 +74,8 @@ def equal(left, right) -> bool:
 def compare(left, right) -> int:
     """-1, 0 or 1; raises `Incomparable` with the reason when the two cannot be ordered."""
     if (is_number(left) or is_number(right)) and not (isinstance(left, bool) or isinstance(right, bool)):
-        a, b = as_decimal(left), as_decimal(right)
-        if a is not None and b is not None and (is_number(left) or is_number(right)):
+        a, b = as_decimal(left), as_decimal(right)  # a numeric string meets a number here, never two strings
+        if a is not None and b is not None:
             return (a > b) - (a < b)
         if is_number(left) and is_number(right):  # NaN or an infinity
             if isinstance(left, float) and math.isnan(left) or isinstance(right, float) and math.isnan(right):
