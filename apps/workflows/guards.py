@@ -8,13 +8,8 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from apps.rules.engine import BUILTIN_RULES, RuleError, compile_condition, evaluate
-
-try:
-    from apps.rules.selectors import named_rules_for
-except ImportError:  # TEMPORARY until h-rules lands its Django side: the built-in named rules only
-    def named_rules_for(*, tenant):
-        return dict(BUILTIN_RULES)
+from apps.rules.engine import RuleError, compile_condition, evaluate
+from apps.rules.selectors import named_rules_for
 
 _CACHE_SIZE = 4096
 _compiled: OrderedDict[tuple[int, str], object] = OrderedDict()

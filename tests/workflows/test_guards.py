@@ -65,3 +65,30 @@ def test_an_instance_fire_tries_tokens_until_one_passes_the_guard(tenant, saved)
     second = services.token_create(tenant, instance_id=first.instance_id, place="draft", data={"title": "ok"})
     result = services.transition_fire(tenant, instance_id=first.instance_id, transition_id="submit")
     assert result.token_id == str(second.id)
+
+
+def test_a_tenants_own_named_rule_is_snapshotted_into_the_version(tenant, saved):
+    from apps.rules import services as rule_services
+
+    rule = rule_services.rule_create(tenant=tenant, name="big_order",
+                                     condition={"FieldGreaterThan": {"field": "data.amount", "value": 100}})
+    raw = copy.deepcopy(DOCUMENT_REVIEW)
+    raw["id"] = "orders"
+    raw["transitions"][0]["conditions"] = ["big_order"]
+    _, v1 = saved(raw)
+    assert v1.named_rules == {"big_order": rule.condition}
+    instance = services.instance_create(tenant, workflow_id="orders", data={"amount": 150})
+    rule_services.rule_update(tenant=tenant, rule=rule,
+                              condition={"FieldGreaterThan": {"field": "data.amount", "value": 1000}})
+    # The running version keeps the rule it was saved with …
+    services.transition_fire(tenant, instance_id=instance.id, transition_id="submit")
+    # … and saving the same definition again picks up the change as a new version.
+    _, v2 = saved(raw)
+    assert v2.number == 2 and v2.named_rules["big_order"]["FieldGreaterThan"]["value"] == 1000
+    fresh = services.instance_create(tenant, workflow_id="orders", data={"amount": 150})
+    with pytest.raises(TransitionNotEnabled):
+        services.transition_fire(tenant, instance_id=fresh.id, transition_id="submit")
+    other = copy.deepcopy(raw)
+    other["transitions"][0]["conditions"] = ["someone_elses_rule"]
+    with pytest.raises(DefinitionInvalid, match="someone_elses_rule"):
+        saved(other)
