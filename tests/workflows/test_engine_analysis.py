@@ -103,3 +103,16 @@ def test_every_reported_path_replays_on_random_nets(net):
             marking = fire(marking, net.transition(step))
         if finding.kind != "unbounded_place":
             assert marking == finding.marking
+
+
+def test_the_largest_net_accepted_analyses_quickly():
+    from apps.workflows.engine.definition import MAX_PLACES
+
+    start = time.perf_counter()
+    result = analyse(net_from(chain(MAX_PLACES)))
+    assert result.sound and time.perf_counter() - start < 2.0
+    problems: list[str] = []
+    from apps.workflows.engine import parse_definition
+
+    parse_definition(chain(MAX_PLACES + 1), problems=problems)
+    assert problems == [f"A workflow has at most {MAX_PLACES} places ({MAX_PLACES + 1} given)."]

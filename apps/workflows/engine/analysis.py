@@ -189,8 +189,10 @@ def analyse(net: Net, *, cap: int = DEFAULT_CAP) -> Analysis:
 def _covers_ancestor(after: Marking, m: Marking, parent) -> list[int]:
     """Places where `after` strictly exceeds an ancestor (m or one before it on its path) it covers."""
     node: Marking | None = m
+    total = sum(after)
     while node is not None:
-        if all(a >= b for a, b in zip(after, node, strict=True)) and after != node:
+        # Strict cover needs more tokens in all; the sum rejects most ancestors before the place-wise test.
+        if sum(node) < total and all(a >= b for a, b in zip(after, node, strict=True)):
             return [i for i, (a, b) in enumerate(zip(after, node, strict=True)) if a > b]
         link = parent[node]
         node = link[0] if link else None

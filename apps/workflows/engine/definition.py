@@ -20,6 +20,7 @@ ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,99}$")
 SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
 EXPANSION_SEPARATOR = "~"  # `review~draft`: the `join: any` transition `review` taking from `draft`
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
+MAX_PLACES, MAX_TRANSITIONS = 500, 1000  # keeps saving (and its analysis) quick whatever is submitted
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 TOP_KEYS = {"id": "id", "workflow_id": "id", "workflowId": "id", "name": "name", "description": "description",
@@ -96,6 +97,9 @@ def _text(value, what: str, problems: list[str]) -> str:
 def _places(raw, problems: list[str]) -> list[Place]:
     if not isinstance(raw, list) or not raw:
         problems.append("`places` must be a non-empty list (of ids, or of objects with an `id`).")
+        return []
+    if len(raw) > MAX_PLACES:
+        problems.append(f"A workflow has at most {MAX_PLACES} places ({len(raw)} given).")
         return []
     places: list[Place] = []
     seen: set[str] = set()
@@ -185,6 +189,9 @@ def format_duration(seconds: float) -> str | float:
 def _transitions(raw, problems: list[str]) -> list[Transition]:
     if not isinstance(raw, list):
         problems.append("`transitions` must be a list.")
+        return []
+    if len(raw) > MAX_TRANSITIONS:
+        problems.append(f"A workflow has at most {MAX_TRANSITIONS} transitions ({len(raw)} given).")
         return []
     out: list[Transition] = []
     seen: set[str] = set()
