@@ -12,7 +12,7 @@ def workflow_access_by_id(tenant, workflow_id: str, *, for_write: bool = False) 
     """`workflow_id` is the slug (`document_review`): the id users know a workflow by."""
     rows = WorkflowDefinition.objects.filter(tenant=tenant, slug=str(workflow_id)[:64])
     if for_write:
-        rows = rows.select_for_update()
+        rows = rows.select_for_update(of=("self",))
     row = rows.select_related("current_version").first()
     if row is None:
         raise NotFound(f"No workflow with id {workflow_id!r}.")

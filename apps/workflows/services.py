@@ -32,8 +32,8 @@ from .models import (
 )
 from .netcache import net_for_version
 
-__all__ = ["examples_load", "instance_cancel", "instance_create", "token_create", "token_update_data",
-           "transition_fire", "workflow_delete", "workflow_save"]
+__all__ = ["examples_load", "instance_cancel", "instance_create", "instance_fail", "token_create",
+           "token_update_data", "transition_fire", "workflow_delete", "workflow_save"]
 
 EXAMPLES_DIR = Path(settings.BASE_DIR) / "examples" / "workflows"
 
@@ -86,13 +86,31 @@ def workflow_save(tenant, *, definition: dict, source_format: str = "json", stri
     return workflow, version, True
 
 
-def workflow_delete(tenant, *, workflow: WorkflowDefinition) -> None:
-    if WorkflowInstance.objects.filter(definition=workflow, status=InstanceStatus.RUNNING).exists():
-        raise Conflict(f"Workflow {workflow.slug!r} has running instances; cancel them first.",
-                       code="workflow_in_use")
-    WorkflowEvent.objects.create(tenant=tenant, workflow=workflow.slug, type="workflow_deleted", data={},
-                                 created_at=timezone.now())
-    workflow.delete()
+def workflow_delete(tenant, *, workflow: WorkflowDefinition, actor: str = "") -> None:
+    """Delete a workflow with its versions and finished instances; refused while an instance runs."""
+    with transaction.atomic():
+        workflow = workflow_access_by_id(tenant, workflow.slug, for_write=True)
+        if WorkflowInstance.objects.filter(definition=workflow, status=InstanceStatus.RUNNING).exists():
+            raise Conflict(f"Workflow {workflow.slug!r} has running instances; cancel them first.",
+                           code="workflow_in_use")
+        WorkflowEvent.objects.create(tenant=tenant, workflow=workflow.slug, type="workflow_deleted",
+                                     data={"actor": actor}, created_at=timezone.now())
+        workflow.delete()
+
+
+def instance_fail(tenant, *, instance_id, reason: str, actor: str = "") -> WorkflowInstance:
+    """Mark a running (or deadlocked) instance failed, e.g. when an agent or function acting on it gives up."""
+    with transaction.atomic():
+        instance = lock_instance(tenant, instance_id=instance_id)
+        if instance.status not in (InstanceStatus.RUNNING, InstanceStatus.DEADLOCKED):
+            raise Conflict(f"The instance is already {instance.status}.", code="instance_finished")
+        now = timezone.now()
+        WorkflowInstance.objects.filter(pk=instance.pk).update(
+            status=InstanceStatus.FAILED, finished_at=now, enabled_since={}, next_due_at=None, updated_at=now)
+        WorkflowEvent.objects.create(tenant=tenant, workflow=instance.definition.slug, instance_id=instance.id,
+                                     type="instance_failed", created_at=now,
+                                     data={"actor": actor, "reason": reason, "marking": instance.marking})
+    return WorkflowInstance.objects.get(pk=instance.pk)
 
 
 def _json_object(value, name: str) -> dict:

@@ -254,3 +254,20 @@ def test_transitions_listing_explains_each(tenant, saved):
     listing = {t["id"]: t for t in selectors.instance_transitions(instance=instance)}
     assert listing["split"]["enabled"] and listing["split"]["guard"]["passed"]
     assert not listing["merge"]["enabled"] and listing["merge"]["missing"] == {"legal_done": 1, "technical_done": 1}
+
+
+def test_fail_an_instance_and_delete_a_workflow_only_when_nothing_runs(tenant, saved):
+    workflow, _ = saved(DOCUMENT_REVIEW)
+    instance = services.instance_create(tenant, workflow_id="document_review")
+    with pytest.raises(Conflict, match="running instances"):
+        services.workflow_delete(tenant, workflow=workflow)
+    failed = services.instance_fail(tenant, instance_id=instance.id, reason="the agent gave up", actor="agent:1")
+    assert failed.status == "failed" and failed.finished_at
+    with pytest.raises(Conflict):
+        services.instance_fail(tenant, instance_id=instance.id, reason="again")
+    with pytest.raises(TransitionNotEnabled, match="failed"):
+        services.transition_fire(tenant, instance_id=instance.id, transition_id="submit")
+    services.workflow_delete(tenant, workflow=workflow, actor="ops")
+    assert not WorkflowInstance.objects.filter(pk=instance.pk).exists()
+    assert list(WorkflowEvent.objects.filter(workflow="document_review", tenant=tenant).values_list(
+        "type", flat=True))[-2:] == ["instance_failed", "workflow_deleted"]

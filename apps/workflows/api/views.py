@@ -109,7 +109,7 @@ class WorkflowViewSet(_WorkflowsApi):
         return Response(self._save(request, expected_id=pk))
 
     def destroy(self, request, pk=None):
-        services.workflow_delete(self.tenant, workflow=workflow_access_by_id(self.tenant, pk))
+        services.workflow_delete(self.tenant, workflow=workflow_access_by_id(self.tenant, pk), actor=_actor(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(responses=VersionSerializer(many=True))
