@@ -9,13 +9,14 @@ through the ORM: a statement per kind of row.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from celery import current_app
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from apps.core.errors import InvalidRequest, NotFound
@@ -308,8 +309,25 @@ def _schedule(instance, newly_timed, *, automatic: bool) -> None:
         _on_commit(lambda: current_app.tasks[TASK_AUTOMATIC].delay(instance_id, fire_count))
     for t in newly_timed:
         args = (instance_id, t.id, instance.enabled_since[t.id])
-        _on_commit(lambda args=args, delay=t.delay_seconds:
-                   current_app.tasks[TASK_DELAYED].apply_async(args, countdown=delay))
+        _on_commit(lambda args=args, delay=t.delay_seconds: _fire_later(args, delay))
+
+
+def _fire_later(args, delay: float) -> None:
+    if current_app.conf.task_always_eager:
+        # The embedded default has no broker to hold a countdown (an eager task would run now and find it too
+        # early) and no beat: a timer in this process fires it (a restart loses it until `fire_due` runs).
+        timer = threading.Timer(delay, _fire_delayed_in_thread, args)
+        timer.daemon = True
+        timer.start()
+    else:
+        current_app.tasks[TASK_DELAYED].apply_async(args, countdown=delay)
+
+
+def _fire_delayed_in_thread(*args) -> None:
+    try:
+        fire_delayed(*args)
+    finally:
+        connections.close_all()
 
 
 def _on_commit(callback) -> None:

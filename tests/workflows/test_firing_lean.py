@@ -37,3 +37,28 @@ def test_two_round_trips_and_a_clean_rollback():
     # The lock was released: another firing goes through at once.
     services.transition_fire(tenant, token_id=token.id, transition_id="review")
     assert WorkflowEvent.objects.filter(instance_id=instance.id, type="transition_fired").count() == 2
+
+
+def test_without_a_broker_a_delayed_transition_fires_from_a_timer_in_the_process():
+    """The embedded default runs Celery eagerly and has no beat: a timer holds the countdown."""
+    import time
+
+    from celery import current_app
+
+    from apps.workflows.models import WorkflowInstance
+
+    tenant = factories.tenant("wf-lean-timer")
+    services.workflow_save(tenant, definition={
+        "id": "timed", "places": ["waiting", "escalated"], "initial_place": "waiting",
+        "transitions": [{"id": "escalate", "from_places": ["waiting"], "to_place": "escalated", "delay": "1s"}]})
+    eager = current_app.conf.task_always_eager
+    current_app.conf.task_always_eager = True
+    try:
+        instance = services.instance_create(tenant, workflow_id="timed")
+        assert WorkflowInstance.objects.get(pk=instance.pk).status == "running"
+        deadline = time.monotonic() + 10
+        while WorkflowInstance.objects.get(pk=instance.pk).status != "completed" and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        current_app.conf.task_always_eager = eager
+    assert WorkflowInstance.objects.get(pk=instance.pk).marking == {"escalated": 1}
