@@ -113,6 +113,7 @@ INSTALLED_APPS = [
     "apps.providers",
     "apps.gateway",
     "apps.billing",
+    "apps.workflows",
     "apps.realtime",
     "apps.dashboard",
 ]
@@ -188,16 +189,21 @@ SPECTACULAR_SETTINGS = {
     "VERSION": VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"ProviderTypeEnum": "apps.providers.models.ProviderType"},
+    "ENUM_NAME_OVERRIDES": {"ProviderTypeEnum": "apps.providers.models.ProviderType",
+                            "WorkflowInstanceStatusEnum": "apps.workflows.models.InstanceStatus",
+                            "TokenStatusEnum": "apps.workflows.models.TokenStatus"},
 }
 
 GRAPHENE = {"SCHEMA": "cbplatform.schema.schema"}
 
-CELERY_IMPORTS = ["apps.billing.ingest", "apps.billing.rollup"]
+CELERY_IMPORTS = ["apps.billing.ingest", "apps.billing.rollup", "apps.workflows.tasks"]
 CELERY_BEAT_SCHEDULE = {
     "ingest-usage": {"task": "billing.ingest_usage", "schedule": 1.0},
     "reconcile-inflight": {"task": "billing.reconcile_inflight", "schedule": 60.0},  # killed web processes
     "rollup-usage": {"task": "billing.rollup_usage", "schedule": 600.0},  # yesterday and today
+    # Delayed workflow transitions are scheduled with a countdown; this sweep fires any whose task was lost.
+    "workflows-fire-due": {"task": "workflows.fire_due",
+                           "schedule": env.float("WORKFLOW_DUE_SWEEP_SECONDS", default=30.0, minimum=0.5)},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
