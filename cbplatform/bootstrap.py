@@ -1,5 +1,6 @@
 """Start-up work of `manage.py serve` (listed in settings.STARTUP_HOOKS): migrate the embedded default, mirror
-environment providers, and on first start create a demo tenant, admin user and API key, ready to curl.
+environment providers, and on first start create a demo tenant, admin user and API key, ready to curl, and
+load the example workflows into it.
 
 It lives in the composition root because it reaches across apps (providers, tenants); core's `serve` only
 calls the configured hooks."""
@@ -16,6 +17,8 @@ from django.db import transaction
 from apps.providers.env_sync import providers_sync_from_env
 from apps.tenants.models import ApiKey, Membership, Tenant
 from apps.tenants.services import api_key_create, membership_set, tenant_create
+from apps.workflows.selectors import workflow_list
+from apps.workflows.services import examples_load
 
 logger = logging.getLogger(__name__)
 DEMO_SLUG = "demo"
@@ -37,6 +40,8 @@ def demo_setup() -> dict:
     if not ApiKey.objects.filter(tenant=tenant).exists():
         _, secret = api_key_create(tenant=tenant, name="demo", scopes=["inference", "admin"])
         created["api_key"] = secret
+    if not workflow_list(tenant=tenant).exists():  # the examples, so a new user has a workflow to run
+        created["workflows"] = [w.slug for w in examples_load(tenant=tenant)]
     return created
 
 

@@ -91,3 +91,26 @@ def test_embedded_default_writes_the_usage_ledger_in_process(embedded):
                          "WHERE request_id = ?", (request_id,)).fetchone()
     assert row is not None and row[0] == "simulated-echo" and row[1] == 200 and row[2] > 0 and row[3] > 0
     assert row[4] == "demo"  # keyless requests act for the demo tenant, so they show on its dashboard
+
+
+def test_workflow_examples(embedded):
+    """The Workflows section as written: load the examples, start a document review, fire `submit`."""
+    import json
+
+    assert "example workflows loaded: " in embedded.output() and "document_review" in embedded.output()
+    secret = re.search(r"demo API key \(shown once\): (cb-\S+)", embedded.output()).group(1)
+    section = README.split("## Workflows", 1)[1].split("\n## ", 1)[0]
+    load, curls = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+    env = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "cbplatform.settings.local", "DATABASE_URL": "",
+           "REDIS_URL": "", "CB_VAR_DIR": embedded.var_dir}
+    result = subprocess.run(load.strip(), shell=True, cwd=ROOT, env=env, capture_output=True, text=True,  # noqa: S602
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    create, fire = [c for c in localize(curls, embedded).split("\n\n")]
+    create = create.split("\n# ")[0].replace("$CB_KEY", secret).replace("\\\n", " ")
+    answer = json.loads(subprocess.run(shlex.split(create), capture_output=True, text=True, timeout=30).stdout)
+    assert answer["status"] == "running" and answer["marking"] == {"draft": 1}
+    token = answer["tokens"][0]["id"]
+    fire = fire.split("\n# ")[0].replace("$CB_KEY", secret).replace("<token>", str(token)).replace("\\\n", " ")
+    fired = json.loads(subprocess.run(shlex.split(fire), capture_output=True, text=True, timeout=30).stdout)
+    assert fired["token"]["id"] == token and fired["token"]["place"] == "pending_review"

@@ -100,3 +100,5 @@ class Command(BaseCommand):
             self.stderr.write(f"demo admin created: {user} / {password}  (change it at /admin/password_change/)")
         if "api_key" in created:
             self.stderr.write(f"demo API key (shown once): {created['api_key']}")
+        if created.get("workflows"):
+            self.stderr.write(f"example workflows loaded: {', '.join(created['workflows'])}")
