@@ -7,6 +7,7 @@ class RulesConfig(AppConfig):
     verbose_name = "Rules"
 
     def ready(self):
+        # Inside ready() because models cannot be imported while the app registry is being populated.
         from apps.core.config_version import track
 
         from .models import Rule
