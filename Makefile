@@ -27,7 +27,8 @@ lint: venv
 	$(BIN)/lint-imports
 
 bench: venv
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m bench.workflows
 
 migrate: venv
 	$(BIN)/python manage.py migrate
