@@ -8,7 +8,7 @@ from .health_breaker import BreakerConfig, HealthStats
 
 
 class HealthStore:
-    """Per-deployment health and circuit breaker. See the module docstring for the semantics."""
+    """Per-deployment health and circuit breaker. See health.py for the semantics."""
 
     config: BreakerConfig
 

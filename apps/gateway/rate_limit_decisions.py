@@ -129,7 +129,7 @@ def refusal_message(check: Check, retry_after: float | None, tokens: int) -> str
 
 
 def decide(plan: tuple[Check, ...], tokens: int, *, ok: bool, now: float, flags, values, lease: str | None
-            ) -> Decision:
+           ) -> Decision:
     """The decision from a script's answer: per check, fits (flag) and state before taking (TAT or count).
     Refused: the refusing bucket that needs the longest wait is named, and that wait is the Retry-After."""
     tightest: dict[str, tuple[int, float, Check]] = {}

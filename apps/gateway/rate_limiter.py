@@ -67,7 +67,7 @@ def new_lease() -> str:
 
 
 class RateLimiter:
-    """Shared rate limits. See the module docstring for the semantics."""
+    """Shared rate limits. See limits.py for the semantics."""
 
     lease_seconds: float
 

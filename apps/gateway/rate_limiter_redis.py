@@ -63,7 +63,7 @@ class RedisRateLimiter(RateLimiter):
             self.backoff.failed("admit", exc)
             return unchecked(checks)
         return decide(checks, tokens, ok=reply[0] == 1, now=float(reply[1]), flags=reply[2::2],
-                       values=reply[3::2], lease=lease)
+                      values=reply[3::2], lease=lease)
 
     async def settle(self, limits: list[Limit], *, estimated_tokens: int, actual_tokens: int, lease) -> None:
         if lease is None or self.backoff.down:

@@ -127,7 +127,7 @@ def plan(candidates: Sequence[Candidate], *, needs: Needs, options: RouteOptions
     for index, candidate in enumerate(candidates):
         tokens = count(candidate.model) if count is not None else fixed
         row = Row(index, candidate, tiers[index] if tiers is not None else 0, health.get(candidate_key(candidate)),
-                   tokens, blended_price_per_1k(candidate.model, tokens, expected_output))
+                  tokens, blended_price_per_1k(candidate.model, tokens, expected_output))
         broken = exclusions(row, needs, options, rule)
         if not broken:
             kept.append(row)
