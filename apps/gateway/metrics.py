@@ -68,21 +68,28 @@ ATTEMPTS = Counter("cb_upstream_attempts_total", "Upstream attempts by provider,
                    "(ok, retryable_error, error, circuit_open, rate_limited).", ["provider", "model", "outcome"])
 INFLIGHT = Gauge("cb_inflight_requests", "Gateway requests in flight.", multiprocess_mode="livesum")
 
-_seen: dict[str, set[str]] = {}
+class LabelValues:
+    """Bounded label values, one budget per label kind: missing → "unknown"; longer than max_length, or beyond
+    max_values distinct values, → "other" (values already admitted keep their name)."""
 
+    def __init__(self, *, max_values: int = MAX_LABEL_VALUES, max_length: int = MAX_LABEL_LENGTH):
+        self.max_values, self.max_length = max_values, max_length
+        self.seen: dict[str, set[str]] = {}
 
-def _label(value, kind: str) -> str:
-    """A bounded label value: missing → "unknown"; too long or too many distinct values → "other"."""
-    if value is None or value == "":
-        return UNKNOWN
-    value = value if isinstance(value, str) else str(value)
-    seen = _seen.setdefault(kind, set())
-    if value in seen:
+    def bounded(self, value, kind: str) -> str:
+        if value is None or value == "":
+            return UNKNOWN
+        value = value if isinstance(value, str) else str(value)
+        seen = self.seen.setdefault(kind, set())
+        if value in seen:
+            return value
+        if len(value) > self.max_length or len(seen) >= self.max_values:
+            return OTHER
+        seen.add(value)
         return value
-    if len(value) > MAX_LABEL_LENGTH or len(seen) >= MAX_LABEL_VALUES:
-        return OTHER
-    seen.add(value)
-    return value
+
+
+_label = LabelValues().bounded  # every metric of this process shares one budget per label kind
 
 
 def _amount(value) -> float:

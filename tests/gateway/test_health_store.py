@@ -469,13 +469,13 @@ def test_a_dead_redis_degrades_instead_of_raising(caplog):
             await store.record_failure(DEP)
             await store.record_failure(DEP, rate_limited=True, retry_after=5)
             await store.release(DEP)
-            store._down_until = 0  # skip the back-off: every call must survive a real attempt too
+            store.backoff.reset()  # skip the back-off: every call must survive a real attempt too
             assert await store.acquire(DEP) is True
-            store._down_until = 0
+            store.backoff.reset()
             await store.record_failure(DEP)
-            store._down_until = 0
+            store.backoff.reset()
             await store.release(DEP)
-            store._down_until = 0
+            store.backoff.reset()
             assert await store.stats([DEP]) == {DEP: UNKNOWN}
             return time.monotonic() - started
         finally:
@@ -486,6 +486,29 @@ def test_a_dead_redis_degrades_instead_of_raising(caplog):
     assert elapsed < 10
     warnings = [r.getMessage() for r in caplog.records if r.name == "apps.gateway.health"]
     assert warnings and all("health store: Redis" in w for w in warnings)
+
+
+def test_a_script_error_fails_only_its_call_and_never_backs_off(caplog):
+    """A key of the wrong type (WRONGTYPE inside the Lua script) is that one deployment's problem: logged as an
+    error, answered degraded, and the store keeps using Redis for every other deployment."""
+    async def scenario(store):
+        await store.reset(DEP)
+        await store.redis.set(store.key(DEP), "not a hash")
+        try:
+            assert await store.acquire(DEP) is True
+            await store.record_failure(DEP)
+            assert not store.backoff.down
+            for _ in range(3):
+                await store.record_failure("other:0:model")
+            assert (await store.stats(["other:0:model"]))["other:0:model"].circuit == "open"
+        finally:
+            await store.reset(DEP)
+            await store.reset("other:0:model")
+
+    with caplog.at_level(logging.WARNING, logger="apps.gateway.health"):
+        run("redis", scenario)
+    errors = [r for r in caplog.records if r.name == "apps.gateway.health" and r.levelno == logging.ERROR]
+    assert errors and all("this call failed, Redis is still used" in r.getMessage() for r in errors)
 
 
 def test_breaker_config_from_settings(settings):

@@ -73,7 +73,7 @@ def test_requests_per_minute_with_burst(kind):
         assert 605 <= allowed <= 605 + refill
         refused = await limiter.admit(limits, tokens=0)
         assert (refused.allowed, refused.reason, refused.bucket) == (False, "requests", "key:1")
-        assert (refused.limit_requests, refused.remaining_requests) == (605, 0)
+        assert (refused.limit_requests, refused.remaining_requests) == (600, 0)  # the per-minute limit, not rpm + burst
         assert 0 < refused.retry_after_s <= 0.1
         assert refused.lease is None
         assert "requests per min (RPM)" in refused.message
@@ -374,6 +374,33 @@ def test_redis_failure_during_settle_is_swallowed(caplog):
             await dead.aclose()
 
     asyncio.run(main())
+
+
+def test_a_script_error_fails_only_its_call_and_never_backs_off(caplog):
+    """A bucket key of the wrong type (WRONGTYPE inside the Lua script) fails open for that call only, logged as an
+    error; every other bucket is still limited through Redis."""
+    broken = [Limit("key:broken", requests_per_minute=1)]
+    fine = [Limit("key:fine", requests_per_minute=1)]
+
+    async def main():
+        client = new_client()
+        limiter = RedisRateLimiter(client)
+        try:
+            await client.delete(limiter.prefix + "key:fine:r")
+            await client.hset(limiter.prefix + "key:broken:r", "x", "1")
+            with caplog.at_level(logging.WARNING, logger="apps.gateway.limits"):
+                decision = await limiter.admit(broken, tokens=0)
+            assert decision.allowed and decision.lease is None
+            assert not limiter.backoff.down
+            assert (await limiter.admit(fine, tokens=0)).allowed
+            assert not (await limiter.admit(fine, tokens=0)).allowed  # Redis is still used: 1/min holds
+        finally:
+            await client.delete(limiter.prefix + "key:broken:r", limiter.prefix + "key:fine:r")
+            await client.aclose()
+
+    asyncio.run(main())
+    errors = [r for r in caplog.records if r.name == "apps.gateway.limits" and r.levelno == logging.ERROR]
+    assert errors and "rate limiter: Redis admit was refused" in errors[0].getMessage()
 
 
 # ---- which limits apply -------------------------------------------------------------------------------------

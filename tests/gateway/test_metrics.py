@@ -134,16 +134,15 @@ def test_attempts_inflight_and_unknown_labels():
     assert value(after, "cb_inflight_requests") == value(before, "cb_inflight_requests")
 
 
-def test_label_values_are_bounded(monkeypatch):
-    monkeypatch.setattr(metrics, "MAX_LABEL_VALUES", 2)
-    monkeypatch.setattr(metrics, "_seen", {})
-    assert metrics._label("gpt-4o", "model") == "gpt-4o"
-    assert metrics._label("gpt-4o-mini", "model") == "gpt-4o-mini"
-    assert metrics._label("third-model", "model") == "other"
-    assert metrics._label("gpt-4o", "model") == "gpt-4o"  # already admitted values keep their name
-    assert metrics._label("openai", "provider") == "openai"  # one budget per label
-    assert metrics._label("x" * 500, "provider") == "other"
-    assert metrics._label(None, "provider") == "unknown"
+def test_label_values_are_bounded():
+    label = metrics.LabelValues(max_values=2).bounded
+    assert label("gpt-4o", "model") == "gpt-4o"
+    assert label("gpt-4o-mini", "model") == "gpt-4o-mini"
+    assert label("third-model", "model") == "other"
+    assert label("gpt-4o", "model") == "gpt-4o"  # already admitted values keep their name
+    assert label("openai", "provider") == "openai"  # one budget per label
+    assert label("x" * 500, "provider") == "other"
+    assert label(None, "provider") == "unknown"
 
 
 def test_only_get_and_head():

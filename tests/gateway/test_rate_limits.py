@@ -56,6 +56,24 @@ def test_requests_per_minute_shared_by_two_processes(key):
     assert all(r.headers["x-ratelimit-reset-requests"] for r in ok)
 
 
+def test_headers_state_the_per_minute_limit_while_the_burst_lets_a_spike_through(key):
+    """RATE_LIMIT_PER_MINUTE=60 with BURST_ALLOWANCE=20: a spike of 80 gets through, but every response says the
+    limit is 60 and what is left of those 60, never 80."""
+    server = ServerProcess(env={"RATE_LIMIT_PER_MINUTE": "60", "BURST_ALLOWANCE": "20"}).start()
+    try:
+        body = {"model": "simulated-echo", "messages": [{"role": "user", "content": "hi"}]}
+        responses = asyncio.run(fire([server, server], key, 90, body))
+    finally:
+        server.stop()
+    ok = [r for r in responses if r.status_code == 200]
+    limited = [r for r in responses if r.status_code == 429]
+    assert 80 <= len(ok) <= 82 and len(ok) + len(limited) == 90  # the burst (+ a refill or two at 1/s)
+    assert all(r.headers["x-ratelimit-limit-requests"] == "60" for r in ok + limited)
+    remaining = sorted(int(r.headers["x-ratelimit-remaining-requests"]) for r in ok)
+    assert remaining[-1] == 59 and remaining[0] == 0 and all(0 <= n <= 59 for n in remaining)
+    assert all(r.json()["error"]["code"] == "rate_limit_exceeded" for r in limited)
+
+
 def test_tokens_per_minute(key):
     server = ServerProcess(env={"RATE_LIMIT_TOKENS_PER_MINUTE": "100"}).start()
     try:
