@@ -234,7 +234,8 @@ def test_model_in_globs_match_as_fnmatch_does(pattern, model):
     "model": st.sampled_from(["gpt-4", "gpt-4o", "gpt-4-turbo", "claude-3-opus"]),
     "spend": st.decimals(0, 50, places=3), "other_spend": st.decimals(0, 50, places=3)}))
 def test_shorthands_decide_as_the_hand_written_evaluator_did(drawn):
-    prompt_tokens, task_type, environment, model, spend, other_spend = drawn.values()
+    prompt_tokens, task_type, environment, model, spend, other_spend = (drawn[key] for key in (
+        "prompt_tokens", "task_type", "environment", "model", "spend", "other_spend"))
     def before(conditions) -> bool:  # the evaluator cost rules had before the engine (kept here as the oracle)
         tokens, kind = prompt_tokens, task_type or "general"
         spent = {model: spend, "claude-3-opus": other_spend}.get(conditions.get("spend_model") or model, D(0))
