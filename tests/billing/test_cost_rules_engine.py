@@ -229,7 +229,8 @@ def test_model_in_globs_match_as_fnmatch_does(pattern, model):
 
 @settings(max_examples=200, deadline=None)
 @given(st.fixed_dictionaries({
-    "prompt_tokens": st.integers(0, 3000), "task_type": st.sampled_from(["general", "coding", "reasoning", ""]),
+    "prompt_tokens": st.integers(0, 3000) | st.sampled_from([99, 100, 101, 199, 200, 201, 999, 1000]),
+    "task_type": st.sampled_from(["general", "coding", "reasoning", ""]),
     "environment": st.sampled_from(["production", "development"]),
     "model": st.sampled_from(["gpt-4", "gpt-4o", "gpt-4-turbo", "claude-3-opus"]),
     "spend": st.decimals(0, 50, places=3), "other_spend": st.decimals(0, 50, places=3)}))
