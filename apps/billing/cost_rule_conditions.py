@@ -23,11 +23,10 @@ Facts of a request (top-level names, so field paths and CEL see them bare): `mod
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from decimal import Decimal
 
-from apps.rules.engine import KINDS, Compiled, RuleError, compile_condition
+from apps.rules.engine import KINDS, Compiled, RuleError, compile_condition, mentions
 
 SIMPLE_PROMPT_MAX_TOKENS = 200  # simple_prompt: prompt_tokens < this and task type general
 SHORTHANDS = ("prompt_tokens_lt", "prompt_tokens_gt", "task_type_in", "model_in", "environment_in",
@@ -103,12 +102,10 @@ def compile_conditions(conditions: dict, named: Mapping | None = None) -> Compil
     return compile_condition(translate(conditions), named=named)
 
 
-def mentions_spend(conditions: dict) -> bool:
-    """Whether the rule may look at `spend_today` (so the gateway fetches and keeps today's spend)."""
-    if "spend_today_gt" in conditions:
-        return True
-    engine_parts = {key: conditions[key] for key in engine_keys(conditions)}
-    return bool(engine_parts) and "spend_today" in json.dumps(engine_parts, default=str)
+def mentions_spend(compiled: Compiled) -> bool:
+    """Whether the rule may look at `spend_today` (so the gateway fetches and counts today's spend), directly
+    or through a named rule."""
+    return mentions(compiled, "spend_today")
 
 
 def _amount(value):

@@ -51,7 +51,7 @@ from apps.billing import cost_rule_conditions as conditions_
 from apps.billing.money import from_units, to_units
 from apps.core.redis_backoff import REDIS_ERRORS, backoff_for
 from apps.core.vocabulary import DEFAULT_TASK_TYPE, TASK_TYPES
-from apps.rules.engine import KINDS, Compiled, passes
+from apps.rules.engine import KINDS, Compiled, RuleError, passes
 from apps.rules.engine import evaluate as engine_evaluate
 
 logger = logging.getLogger("apps.billing.cost_rules")
@@ -143,12 +143,21 @@ def _condition_problems(conditions, named: Mapping | None = None) -> list[str]:
         value = conditions["spend_model"]
         if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME_LENGTH:
             problems.append("spend_model: must be a model id.")
-        elif not conditions_.mentions_spend(conditions):
+        elif not problems and not _reads_spend(conditions, named):
             problems.append("spend_model: only meaningful together with spend_today_gt (or an engine condition "
                             "reading spend_today).")
     if "simple_prompt" in conditions and conditions["simple_prompt"] is not True:
         problems.append("simple_prompt: only true is accepted (leave it out otherwise).")
     return problems + conditions_.engine_problems(conditions, named)
+
+
+def _reads_spend(conditions: dict, named: Mapping | None) -> bool:
+    if "spend_today_gt" in conditions:
+        return True
+    try:
+        return conditions_.mentions_spend(conditions_.compile_conditions(conditions, named))
+    except RuleError:
+        return True  # the engine's own problems are reported instead
 
 
 def _param_problems(action: str, params) -> list[str]:
@@ -211,7 +220,7 @@ class RuleSpec:
     def __post_init__(self):
         if self.compiled is None:
             object.__setattr__(self, "compiled", conditions_.compile_conditions(self.conditions))
-        object.__setattr__(self, "uses_spend", conditions_.mentions_spend(self.conditions))
+        object.__setattr__(self, "uses_spend", conditions_.mentions_spend(self.compiled))
 
     def spend_model(self, requested_model: str) -> str | None:
         if not self.uses_spend:

@@ -18,7 +18,7 @@ from apps.billing import cost_rules as rules
 from apps.billing.cost_rules import RequestFacts, RuleSpec, evaluate, explain
 from apps.billing.models import CostRule
 from apps.rules import services as rule_services
-from apps.rules.engine import compile_condition, passes
+from apps.rules.engine import BUILTIN_RULES, compile_condition, passes
 from apps.rules.engine import evaluate as engine_evaluate
 from tests import factories
 from tests.billing import factories as billing_factories
@@ -267,3 +267,21 @@ def test_the_engine_verdict_without_explanation_agrees():
     compiled = compile_condition([{"FieldIn": {"field": "model", "values": ["a", 1]}}, {"Expression": "x > 1"}])
     for fact_set in ({"model": "a", "x": 2}, {"model": 1, "x": 2}, {"model": "b", "x": 2}, {"model": "a"}, {}):
         assert passes(compiled, fact_set) is engine_evaluate(compiled, fact_set).passed
+
+
+def test_spend_read_through_a_named_rule_is_fetched_too():
+    named = {"spent_a_lot": {"Expression": "spend_today > 100"}, "quiet": {"FieldLessThan": {"field": "spend_today",
+                                                                                            "value": 1}}}
+    rows = [CostRule(id=1, tenant_id=9, name="a", priority=1, conditions={"Rule": "spent_a_lot"},
+                     action="prefer_provider", params={"providers": ["p"]}),
+            CostRule(id=2, tenant_id=9, name="b", priority=2, conditions={"spend_model": "m2", "Not": "quiet"},
+                     action="prefer_provider", params={"providers": ["q"]}),
+            CostRule(id=3, tenant_id=9, name="c", priority=3, conditions={"Rule": "has_content"},
+                     action="prefer_provider", params={"providers": ["r"]})]
+    specs = rules.rule_specs(rows, lambda tenant_id: {**BUILTIN_RULES, **named} if tenant_id == 9 else None)
+    assert [s.uses_spend for s in specs] == [True, True, False]
+    assert rules.spend_models_needed(specs, "m1") == {"m1", "m2"}
+    assert evaluate(specs, facts(model="m1", spend={"m1": D(101), "m2": D(1)})).matched == [1, 2]
+    assert evaluate(specs, facts(model="m1", spend={"m1": D(100), "m2": D("0.5")})).matched == []
+    with pytest.raises(ValidationError, match="spend_model: only meaningful"):
+        rules.validate_rule({"spend_model": "m2", "Rule": "has_content"}, "route_to_model", {"model": "m"})

@@ -7,6 +7,7 @@ workflow engine, triggers and the gateway's cost rules can all use it. See docs/
     result = evaluate(compiled, {"data": {...}, "metadata": {...}, "token": {...}})
     result.passed, result.explanation                      # bool, JSON-serialisable tree
     passes(compiled, facts)                                # the same verdict, no explanation (hot paths)
+    mentions(compiled, "spend_today")                      # may it read that fact (to fetch it only if so)?
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from .compiler import KINDS, Compiler
 from .errors import RuleError
 
 __all__ = ["BUILTIN_DESCRIPTIONS", "BUILTIN_RULES", "KINDS", "Compiled", "Evaluation", "RuleError",
-           "compile_condition", "evaluate", "passes"]
+           "compile_condition", "evaluate", "mentions", "passes"]
 
 
 @dataclass(frozen=True)
@@ -80,3 +81,25 @@ def passes(compiled: Compiled, facts: Mapping | None) -> bool:
         return bool(compiled.root.holds(nodes.EvalContext(facts if type(facts) is dict else dict(facts))))
     except RecursionError:
         return False
+
+
+def mentions(compiled: Compiled, name: str) -> bool:
+    """Whether the condition may read the top-level fact `name`: a field path starting with it, or an
+    expression whose text contains it (conservative), including inside the named rules it references."""
+    stack, seen = [compiled.root], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, nodes.FieldNode) and node.segments[0] == name:
+            return True
+        if isinstance(node, nodes.Expression) and name in node.compiled.source:
+            return True
+        if isinstance(node, nodes.AllOf):
+            stack.extend(node.children)
+        elif isinstance(node, nodes.Negation):
+            stack.append(node.child)
+        elif isinstance(node, nodes.Reference):
+            stack.append(node.body)
+    return False
