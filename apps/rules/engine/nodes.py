@@ -241,6 +241,13 @@ class Expression(Node):
         explanation["passed"] = passed
         return passed, explanation
 
+    def holds(self, ctx):
+        try:
+            variables, largest = ctx.cel_variables()
+            return expressions.run(self.compiled, variables, largest) is True
+        except Exception:  # noqa: BLE001 — as in evaluate: any error fails this condition only
+            return False
+
     def describe(self):
         return {"expression": self.compiled.source}
 
