@@ -31,28 +31,16 @@ from apps.rules.engine import KINDS, Compiled, RuleError, compile_condition, men
 SIMPLE_PROMPT_MAX_TOKENS = 200  # simple_prompt: prompt_tokens < this and task type general
 SHORTHANDS = ("prompt_tokens_lt", "prompt_tokens_gt", "task_type_in", "model_in", "environment_in",
               "spend_today_gt", "spend_model", "simple_prompt")
-FACTS = ("model", "prompt_tokens", "task_type", "environment", "spend_today")
 _GLOB_CHARACTERS = frozenset("*?[")
 _RE2_SPECIAL = frozenset("\\.+*?()|[]{}^$")
-
-
-def engine_keys(conditions: dict) -> list[str]:
-    """The keys written in the engine's own vocabulary (all of them when the object is internally tagged)."""
-    if "type" in conditions:
-        return list(conditions)
-    return [key for key in conditions if key in KINDS]
-
-
-def uses_engine_form(conditions: dict) -> bool:
-    return "type" in conditions or any(key in KINDS for key in conditions)
 
 
 def engine_problems(conditions: dict, named: Mapping | None) -> list[str]:
     """What the engine finds wrong with the engine-form parts, each path naming its key ("$.Expression: …")."""
     if "type" in conditions:
         shorthand = sorted(key for key in conditions if key in SHORTHANDS)
-        problems = [f"{key}: a 'type' key makes conditions one engine condition; put shorthands beside "
-                    "it in an And" for key in shorthand]
+        problems = [f"{key}: a 'type' key makes the whole object one engine condition; to combine it with "
+                    "shorthands, write it externally tagged beside them ({\"Or\": [...]})" for key in shorthand]
         return problems + _problems(conditions, named)
     problems = []
     for key, body in conditions.items():
