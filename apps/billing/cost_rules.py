@@ -5,7 +5,7 @@ id); a matching rule with `stop_processing` ends the run. Every rule's condition
 as the client sent it, not against what an earlier rule changed, so the order of rules never changes which ones
 match (only which route wins and whether a stop cuts the run short).
 
-Conditions (unknown keys are refused):
+Conditions (a JSON object; every key must hold; unknown keys are refused). Shorthands:
 
     prompt_tokens_lt: int      prompt_tokens <  n          prompt_tokens_gt: int     prompt_tokens > n
     task_type_in: [..]         one of coding|analysis|creative|general|reasoning (a request naming no task
@@ -13,9 +13,15 @@ Conditions (unknown keys are refused):
     model_in: [..]             the requested model id; entries may be fnmatch patterns ("gpt-4*")
     environment_in: [..]       settings.ENVIRONMENT ("development", "production", ...)
     spend_today_gt: USD        today's (UTC) spend of this tenant on the request's model is above this;
-    spend_model: "id"          ... or on this model instead (only together with spend_today_gt)
+    spend_model: "id"          ... or on this model instead (with spend_today_gt or an engine condition
+                               reading `spend_today`)
     simple_prompt: true        shorthand for prompt_tokens < 200 (SIMPLE_PROMPT_MAX_TOKENS) and task type
                                "general"; only `true` is accepted
+
+and, beside them, rules-engine conditions keyed by their kind (`"Expression": "prompt_tokens > 1000"`,
+`"Rule": "name"`, `"Or": [...]`, …), or the whole object one internally tagged engine condition (`{"type":
+...}`). All of it compiles to one engine condition over the request's facts (`cost_rule_conditions`), at save
+time (problems are validation errors) and when the snapshot loads; requests only evaluate it.
 
 Actions:
 
@@ -25,14 +31,15 @@ Actions:
                      a bucket keyed f"rule:{rule_id}:{requested_model}"
 
 `evaluate()` is pure and allocation-light: the gateway calls it per request with plain data from its snapshot
-(`rule_specs`/`active_rule_specs`) and today's spend (`spend_today_many`, one Redis round trip).
+(`rule_specs`/`active_rule_specs`, holding the compiled conditions) and today's spend (`spend_today_many`, one
+Redis round trip); it asks the engine for verdicts only (`passes`). `explain()` gives the engine's explanation
+of each rule's verdict for the same facts, for dry runs and debugging.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -40,21 +47,23 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from apps.billing import cost_rule_conditions as conditions_
 from apps.billing.money import from_units, to_units
 from apps.core.redis_backoff import REDIS_ERRORS, backoff_for
 from apps.core.vocabulary import DEFAULT_TASK_TYPE, TASK_TYPES
+from apps.rules.engine import KINDS, Compiled, RuleError, passes
+from apps.rules.engine import evaluate as engine_evaluate
 
 logger = logging.getLogger("apps.billing.cost_rules")
 
-SIMPLE_PROMPT_MAX_TOKENS = 200  # simple_prompt: prompt_tokens < this and task type general
+SIMPLE_PROMPT_MAX_TOKENS = conditions_.SIMPLE_PROMPT_MAX_TOKENS
 
 ROUTE_TO_MODEL = "route_to_model"
 PREFER_PROVIDER = "prefer_provider"
 APPLY_RATE_LIMIT = "apply_rate_limit"
 ACTIONS = (ROUTE_TO_MODEL, PREFER_PROVIDER, APPLY_RATE_LIMIT)
 
-CONDITION_KEYS = ("prompt_tokens_lt", "prompt_tokens_gt", "task_type_in", "model_in", "environment_in",
-                  "spend_today_gt", "spend_model", "simple_prompt")
+CONDITION_KEYS = conditions_.SHORTHANDS
 PARAM_KEYS = {
     ROUTE_TO_MODEL: ("model",),
     PREFER_PROVIDER: ("providers",),
@@ -103,11 +112,13 @@ def _usd(value) -> Decimal | None:
     return amount
 
 
-def _condition_problems(conditions) -> list[str]:
+def _condition_problems(conditions, named: Mapping | None = None) -> list[str]:
     if not isinstance(conditions, dict):
-        return ["Must be a JSON object."]
-    problems = [f"{key}: unknown condition; known: {', '.join(CONDITION_KEYS)}."
-                for key in conditions if key not in CONDITION_KEYS]
+        return ["Must be a JSON object (shorthand keys and/or rules-engine conditions keyed by kind)."]
+    if "type" in conditions:  # one internally tagged engine condition: the engine checks all of it
+        return conditions_.engine_problems(conditions, named)
+    problems = [f"{key}: unknown condition; known: {', '.join(CONDITION_KEYS)}, or a rules-engine kind "
+                f"({', '.join(KINDS)})." for key in conditions if key not in CONDITION_KEYS and key not in KINDS]
     for key in ("prompt_tokens_lt", "prompt_tokens_gt"):
         if key in conditions:
             value = conditions[key]
@@ -121,17 +132,32 @@ def _condition_problems(conditions) -> list[str]:
     for key in ("model_in", "environment_in"):
         if key in conditions:
             _names(conditions[key], key, problems)
+    if "model_in" in conditions and not any(problem.startswith("model_in") for problem in problems):
+        problems += [f"model_in: the pattern {pattern!r} cannot be matched ({problem.split(': ', 1)[-1]})."
+                     for pattern in conditions["model_in"]
+                     for problem in conditions_.engine_problems(conditions_.translate({"model_in": [pattern]})[0],
+                                                                 None)]
     if "spend_today_gt" in conditions and _usd(conditions["spend_today_gt"]) is None:
         problems.append(f"spend_today_gt: must be a USD amount from 0 to {MAX_SPEND}.")
     if "spend_model" in conditions:
         value = conditions["spend_model"]
         if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME_LENGTH:
             problems.append("spend_model: must be a model id.")
-        elif "spend_today_gt" not in conditions:
-            problems.append("spend_model: only meaningful together with spend_today_gt.")
+        elif not problems and not _reads_spend(conditions, named):
+            problems.append("spend_model: only meaningful together with spend_today_gt (or an engine condition "
+                            "reading spend_today).")
     if "simple_prompt" in conditions and conditions["simple_prompt"] is not True:
         problems.append("simple_prompt: only true is accepted (leave it out otherwise).")
-    return problems
+    return problems + conditions_.engine_problems(conditions, named)
+
+
+def _reads_spend(conditions: dict, named: Mapping | None) -> bool:
+    if "spend_today_gt" in conditions:
+        return True
+    try:
+        return conditions_.mentions_spend(conditions_.compile_conditions(conditions, named))
+    except RuleError:
+        return True  # the engine's own problems are reported instead
 
 
 def _param_problems(action: str, params) -> list[str]:
@@ -159,13 +185,16 @@ def _param_problems(action: str, params) -> list[str]:
     return problems
 
 
-def validate_rule(conditions: dict, action: str, params: dict) -> None:
-    """Raise a ValidationError keyed by field (`conditions`, `action`, `params`) naming every problem."""
+def validate_rule(conditions: dict, action: str, params: dict, *, named: Mapping | None = None) -> None:
+    """Raise a ValidationError keyed by field (`conditions`, `action`, `params`) naming every problem.
+
+    `named`: the rule names engine conditions may reference (`apps.rules.selectors.named_rules_for(tenant=…)`
+    for a tenant's rule; the engine's built-ins when None, as for global rules)."""
     errors: dict[str, list[str]] = {}
     if action not in ACTIONS:
         errors["action"] = [f"Unknown action {action!r}; choose from {', '.join(ACTIONS)}."]
-    for name, problems in (("conditions", _condition_problems(conditions)), ("params", _param_problems(action,
-                                                                                                        params))):
+    for name, problems in (("conditions", _condition_problems(conditions, named)),
+                           ("params", _param_problems(action, params))):
         if problems:
             errors[name] = problems
     if errors:
@@ -179,29 +208,42 @@ class RuleSpec:
     id: int
     name: str
     priority: int
-    conditions: dict
+    conditions: dict  # as written (spend_today_gt as a Decimal)
     action: str
     params: dict
     stop: bool
     tenant_id: int | None = None  # None: a global rule
+    # The conditions compiled for the engine; compiled from `conditions` (built-in names only) when not given.
+    compiled: Compiled | None = field(default=None, compare=False, repr=False)
+    uses_spend: bool = field(default=False, compare=False)
+
+    def __post_init__(self):
+        if self.compiled is None:
+            object.__setattr__(self, "compiled", conditions_.compile_conditions(self.conditions))
+        object.__setattr__(self, "uses_spend", conditions_.mentions_spend(self.compiled))
 
     def spend_model(self, requested_model: str) -> str | None:
-        if "spend_today_gt" not in self.conditions:
+        if not self.uses_spend:
             return None
         return self.conditions.get("spend_model") or requested_model
 
 
-def rule_specs(rules: Iterable) -> list[RuleSpec]:
-    """CostRule instances (or anything with their attributes) → enabled, valid specs in evaluation order.
+NamedRules = Callable[[int | None], Mapping | None]
 
-    A row that fails validation (edited around the admin/API) is skipped with a warning rather than taking
-    the gateway's snapshot down."""
+
+def rule_specs(rules: Iterable, named_for: NamedRules | None = None) -> list[RuleSpec]:
+    """CostRule instances (or anything with their attributes) → enabled, valid, compiled specs in evaluation
+    order. `named_for(tenant_id)` gives the rule names a tenant's conditions may reference (None: built-ins).
+
+    A row that fails validation (edited around the admin/API, or naming a rule since deleted) is skipped with
+    a warning rather than taking the gateway's snapshot down."""
     specs = []
     for rule in rules:
         if not rule.enabled:
             continue
+        named = named_for(rule.tenant_id) if named_for is not None and rule.tenant_id is not None else None
         try:
-            validate_rule(rule.conditions, rule.action, rule.params)
+            validate_rule(rule.conditions, rule.action, rule.params, named=named)
         except ValidationError as exc:
             logger.warning("cost rule %s skipped: invalid (%s)", rule.pk, "; ".join(exc.messages))
             continue
@@ -210,16 +252,17 @@ def rule_specs(rules: Iterable) -> list[RuleSpec]:
             conditions["spend_today_gt"] = _usd(conditions["spend_today_gt"])
         specs.append(RuleSpec(id=rule.pk, name=rule.name, priority=rule.priority, conditions=conditions,
                               action=rule.action, params=dict(rule.params), stop=rule.stop_processing,
-                              tenant_id=rule.tenant_id))
+                              tenant_id=rule.tenant_id,
+                              compiled=conditions_.compile_conditions(conditions, named)))
     specs.sort(key=lambda spec: (spec.priority, spec.id))
     return specs
 
 
-def active_rule_specs(rules: Iterable) -> list[RuleSpec]:
+def active_rule_specs(rules: Iterable, named_for: NamedRules | None = None) -> list[RuleSpec]:
     """`rule_specs`, or none at all while settings.ENABLE_COST_OPTIMIZATION is off."""
     if not getattr(settings, "ENABLE_COST_OPTIMIZATION", False):
         return []
-    return rule_specs(rules)
+    return rule_specs(rules, named_for)
 
 
 @dataclass(slots=True)
@@ -229,6 +272,15 @@ class RequestFacts:
     task_type: str  # DEFAULT_TASK_TYPE when the request names none
     environment: str
     spend_today_by_model: Mapping[str, Decimal] = field(default_factory=dict)  # USD today per model id
+
+    def engine_facts(self) -> dict:
+        """The facts conditions see (`spend_today`: the requested model's; `_facts_for` sets a rule's own)."""
+        return {"model": self.model, "prompt_tokens": self.prompt_tokens,
+                "task_type": self.task_type or DEFAULT_TASK_TYPE, "environment": self.environment,
+                "spend_today": self.spend_today_by_model.get(self.model, _ZERO)}
+
+
+_ZERO = Decimal(0)
 
 
 @dataclass(slots=True)
@@ -244,34 +296,18 @@ def spend_models_needed(rules: Iterable[RuleSpec], requested_model: str) -> set[
     return {name for spec in rules if (name := spec.spend_model(requested_model))}
 
 
-def _matches(conditions: dict, facts: RequestFacts) -> bool:
-    tokens = facts.prompt_tokens
-    task_type = facts.task_type or DEFAULT_TASK_TYPE
-    if "prompt_tokens_lt" in conditions and not tokens < conditions["prompt_tokens_lt"]:
-        return False
-    if "prompt_tokens_gt" in conditions and not tokens > conditions["prompt_tokens_gt"]:
-        return False
-    if conditions.get("simple_prompt") and not (tokens < SIMPLE_PROMPT_MAX_TOKENS and task_type == "general"):
-        return False
-    if "task_type_in" in conditions and task_type not in conditions["task_type_in"]:
-        return False
-    if "environment_in" in conditions and facts.environment not in conditions["environment_in"]:
-        return False
-    if "model_in" in conditions and not any(
-        pattern == facts.model or fnmatch.fnmatchcase(facts.model, pattern) for pattern in conditions["model_in"]
-    ):
-        return False
-    if "spend_today_gt" in conditions:
-        spent = facts.spend_today_by_model.get(conditions.get("spend_model") or facts.model, Decimal(0))
-        if not spent > conditions["spend_today_gt"]:
-            return False
-    return True
+def _facts_for(spec: RuleSpec, engine_facts: dict, facts: RequestFacts) -> dict:
+    if spec.uses_spend:
+        engine_facts["spend_today"] = facts.spend_today_by_model.get(spec.conditions.get("spend_model")
+                                                                     or facts.model, _ZERO)
+    return engine_facts
 
 
 def evaluate(rules: list[RuleSpec], facts: RequestFacts) -> RuleEffects:
     effects = RuleEffects()
+    engine_facts = facts.engine_facts()
     for spec in rules:
-        if not _matches(spec.conditions, facts):
+        if not passes(spec.compiled, _facts_for(spec, engine_facts, facts)):
             continue
         effects.matched.append(spec.id)
         if spec.action == ROUTE_TO_MODEL:
@@ -288,6 +324,22 @@ def evaluate(rules: list[RuleSpec], facts: RequestFacts) -> RuleEffects:
         if spec.stop:
             break
     return effects
+
+
+def explain(rules: list[RuleSpec], facts: RequestFacts) -> list[dict]:
+    """Why each rule did or did not match these facts, in evaluation order up to a matching stop rule:
+    `{"id", "name", "matched", "condition" (the engine's canonical form), "facts", "explanation"}`."""
+    out = []
+    engine_facts = facts.engine_facts()
+    for spec in rules:
+        seen = dict(_facts_for(spec, engine_facts, facts))
+        result = engine_evaluate(spec.compiled, seen)
+        out.append({"id": spec.id, "name": spec.name, "matched": result.passed,
+                    "condition": spec.compiled.canonical, "facts": {**seen, "spend_today": str(seen["spend_today"])},
+                    "explanation": result.explanation})
+        if result.passed and spec.stop:
+            break
+    return out
 
 
 # ---- today's spend per tenant and model (Redis) ---------------------------------------------------------

@@ -7,6 +7,8 @@ may import besides: `money`, `periods`, `budget_spec`, `budget_outcomes`, the bu
 
 from __future__ import annotations
 
+from apps.rules.selectors import named_rules_for
+
 from .budget_spec import BudgetSpec, spec_from_budget
 from .cost_rules import RuleSpec, active_rule_specs
 from .models import Budget
@@ -24,12 +26,15 @@ def budget_specs_by_tenant() -> dict[int, tuple[BudgetSpec, ...]]:
 
 
 def cost_rule_specs_by_tenant() -> dict[int | None, list[RuleSpec]]:
-    """The rules each tenant runs, in order: key None holds the global rules alone (for tenants with none of
-    their own); a tenant with rules gets the global ones and its own merged by priority."""
+    """The rules each tenant runs, in order, their conditions compiled: key None holds the global rules alone
+    (for tenants with none of their own); a tenant with rules gets the global ones and its own merged by
+    priority. Global rules may name the engine's built-in rules; a tenant's also its own named rules (a
+    tenant's rule-engine change bumps the configuration version, so this is rebuilt)."""
     enabled = cost_rules_enabled()
-    shared = [rule for rule in enabled if rule.tenant_id is None]
-    out: dict[int | None, list[RuleSpec]] = {None: active_rule_specs(shared)}
+    shared = active_rule_specs([rule for rule in enabled if rule.tenant_id is None])
+    out: dict[int | None, list[RuleSpec]] = {None: shared}
     for tenant_id in {rule.tenant_id for rule in enabled if rule.tenant_id is not None}:
-        out[tenant_id] = active_rule_specs(sorted(shared + [r for r in enabled if r.tenant_id == tenant_id],
-                                                  key=lambda r: (r.priority, r.id)))
+        own = active_rule_specs([rule for rule in enabled if rule.tenant_id == tenant_id],
+                                lambda owner: named_rules_for(tenant=owner))
+        out[tenant_id] = sorted(shared + own, key=lambda spec: (spec.priority, spec.id))
     return out

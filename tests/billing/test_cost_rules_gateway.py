@@ -69,3 +69,28 @@ def test_an_expensive_model_is_rate_limited_once_todays_spend_passes_a_limit(set
         assert ask(setup, "another model is not throttled", model="gpt-4o-mini").status_code == 200
     finally:
         committed(rule.delete)
+
+
+def test_engine_conditions_route_and_read_todays_spend_in_the_gateway(setup, redis_client):
+    """A CEL expression over the prompt routes; one over `spend_today` (no spend_today_gt shorthand) still makes
+    the gateway fetch and count today's spend."""
+    from apps.billing.cost_rules import spend_key
+    route = with_rule(setup, name="long prompts to mini", priority=1,
+                      conditions={"Expression": "prompt_tokens > 300 && task_type == 'general'"},
+                      action="route_to_model", params={"model": "gpt-4o-mini"})
+    try:
+        assert ask(setup, " ".join(["context"] * 400)).headers["x-cb-model"] == "gpt-4o-mini"
+        assert ask(setup, "short").headers["x-cb-model"] == "gpt-4o"
+    finally:
+        committed(route.delete)
+    throttle = with_rule(setup, name="throttle by CEL", conditions={
+        "model_in": ["gpt-4o"], "Expression": "spend_today > 0.00001"}, action="apply_rate_limit",
+        params={"requests_per_minute": 1})
+    redis_client.delete(spend_key(setup["tenant"].id, "gpt-4o"))  # the earlier tests' spend
+    try:
+        # Zero spend: no match. Counted only because this rule reads spend_today; then the bucket's one request
+        # a minute, then 429.
+        assert [ask(setup, f"request {n}").status_code for n in range(3)] == [200, 200, 429]
+        assert int(redis_client.get(spend_key(setup["tenant"].id, "gpt-4o"))) > 0
+    finally:
+        committed(throttle.delete)

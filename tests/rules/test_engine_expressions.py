@@ -116,3 +116,15 @@ def test_oversized_facts_fail_expressions_but_not_field_tests():
     assert result.passed is False
     assert result.explanation["children"][0]["passed"] is True
     assert "more than 50000 values" in result.explanation["children"][1]["error"]
+
+
+def test_only_the_facts_an_expression_reads_are_handed_to_the_library():
+    """The library converts every variable it is given; the engine hands over only those the expression names
+    (and the verdicts, values and errors are the ones all the facts would give)."""
+    many = {f"unused_{n}": {"deep": list(range(20))} for n in range(40)}
+    compiled = compile_condition({"Expression": "prompt_tokens > 10 && data.kind == 'a' && metadata == {}"})
+    assert compiled.root.compiled.variables == {"prompt_tokens", "data", "metadata"}
+    assert evaluate(compiled, {**many, "prompt_tokens": 11, "data": {"kind": "a"}}).passed is True
+    assert evaluate(compiled, {**many, "prompt_tokens": 10, "data": {"kind": "a"}}).passed is False
+    missing = evaluate(compile_condition({"Expression": "nowhere > 1"}), many).explanation
+    assert missing["passed"] is False and "nowhere" in missing["error"]

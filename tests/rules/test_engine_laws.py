@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apps.rules.engine import compile_condition, evaluate
+from apps.rules.engine import passes as verdict
 
 from .strategies import conditions, external, facts
 
@@ -90,3 +91,27 @@ def test_evaluation_never_raises_whatever_the_facts_hold(a, f):
     result = evaluate(compile_condition(a), f)
     assert isinstance(result.passed, bool)
     json.dumps(result.explanation, allow_nan=False)
+
+
+@given(conditions, facts)
+def test_the_verdict_without_explanation_is_the_same_verdict(a, f):
+    compiled = compile_condition(a)
+    assert verdict(compiled, f) is evaluate(compiled, f).passed
+
+
+@given(conditions, st.fixed_dictionaries({"data": st.dictionaries(st.sampled_from(["a", "b", "items"]), odd_values),
+                                          "metadata": odd_values}))
+def test_the_verdict_without_explanation_agrees_and_never_raises_on_odd_facts(a, f):
+    compiled = compile_condition(a)
+    assert verdict(compiled, f) is evaluate(compiled, f).passed
+
+
+@given(st.sampled_from(["FieldIn", "FieldNotIn", "FieldGreaterThan", "FieldLessThanOrEqual", "FieldEquals"]),
+       odd_values, st.one_of(st.integers(-3, 3), st.decimals(-3, 3, places=2), st.sampled_from(["1", "a", "2.5"])),
+       st.sampled_from(["top", "data.a", "a"]))
+def test_top_level_facts_and_the_shortcuts_agree(kind, seen, operand, field):
+    """Cost rules pass bare top-level facts (no data / metadata), where lookups and string sets take shortcuts."""
+    body = {"field": field, "values": [operand, "a"]} if kind.endswith("In") else {"field": field, "value": operand}
+    compiled = compile_condition({kind: body})
+    for fact_set in ({"top": seen, "a": seen}, {"data": {"a": seen}}, {}):
+        assert verdict(compiled, fact_set) is evaluate(compiled, fact_set).passed

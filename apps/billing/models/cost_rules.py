@@ -4,6 +4,7 @@ from django.db import models
 
 from apps.billing.cost_rules import validate_rule
 from apps.core.models import TimeStampedModel
+from apps.rules.selectors import named_rules_for
 
 
 def _empty_object() -> dict:
@@ -43,4 +44,6 @@ class CostRule(TimeStampedModel):
 
     def clean(self):
         super().clean()
-        validate_rule(self.conditions, self.action, self.params)
+        # A tenant's rule may name the tenant's rules-engine rules; a global one only the built-ins.
+        named = named_rules_for(tenant=self.tenant) if self.tenant_id is not None else None
+        validate_rule(self.conditions, self.action, self.params, named=named)

@@ -27,7 +27,7 @@ class CostRules:
         if not specs:
             return options
         needed = cost_rules.spend_models_needed(specs, options.model)
-        ctx.spend_rules = any("spend_today_gt" in spec.conditions for spec in specs)
+        ctx.spend_rules = bool(needed)  # some rule reads today's spend: count this request's
         spend = {}
         if needed and self.redis is not None and ctx.tenant_id is not None:
             spend = await cost_rules.spend_today_many(self.redis, ctx.tenant_id, needed)

@@ -6,6 +6,8 @@ workflow engine, triggers and the gateway's cost rules can all use it. See docs/
     compiled = compile_condition(raw, named=named_rules)   # raises RuleError(problems) listing every problem
     result = evaluate(compiled, {"data": {...}, "metadata": {...}, "token": {...}})
     result.passed, result.explanation                      # bool, JSON-serialisable tree
+    passes(compiled, facts)                                # the same verdict, no explanation (hot paths)
+    mentions(compiled, "spend_today")                      # may it read that fact (to fetch it only if so)?
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from .compiler import KINDS, Compiler
 from .errors import RuleError
 
 __all__ = ["BUILTIN_DESCRIPTIONS", "BUILTIN_RULES", "KINDS", "Compiled", "Evaluation", "RuleError",
-           "compile_condition", "evaluate"]
+           "compile_condition", "evaluate", "mentions", "passes"]
 
 
 @dataclass(frozen=True)
@@ -66,3 +68,38 @@ def evaluate(compiled: Compiled, facts: Mapping | None) -> Evaluation:
     except RecursionError:
         return Evaluation(False, {"kind": "Facts", "passed": False, "error": "the facts nest too deeply"})
     return Evaluation(bool(passed), explanation)
+
+
+def passes(compiled: Compiled, facts: Mapping | None) -> bool:
+    """`evaluate(compiled, facts).passed` without building the explanation; never raises. For per-request
+    paths such as the gateway's cost rules, which ask for the explanation only when someone wants it."""
+    if facts is None:
+        facts = {}
+    if not isinstance(facts, Mapping):
+        return False
+    try:
+        return bool(compiled.root.holds(nodes.EvalContext(facts if type(facts) is dict else dict(facts))))
+    except RecursionError:
+        return False
+
+
+def mentions(compiled: Compiled, name: str) -> bool:
+    """Whether the condition may read the top-level fact `name`: a field path starting with it, or an
+    expression whose text contains it (conservative), including inside the named rules it references."""
+    stack, seen = [compiled.root], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, nodes.FieldNode) and node.segments[0] == name:
+            return True
+        if isinstance(node, nodes.Expression) and name in node.compiled.source:
+            return True
+        if isinstance(node, nodes.AllOf):
+            stack.extend(node.children)
+        elif isinstance(node, nodes.Negation):
+            stack.append(node.child)
+        elif isinstance(node, nodes.Reference):
+            stack.append(node.body)
+    return False

@@ -2,7 +2,8 @@
 
 Every node answers `evaluate(ctx) -> (passed, explanation)` and never raises: a problem met while evaluating
 (an incomparable value, a CEL runtime error) fails that node and is written into its explanation.
-`canonical()` gives the internally tagged JSON form the engine exports.
+`canonical()` gives the internally tagged JSON form the engine exports. `holds(ctx) -> bool` gives the same
+verdict without building the explanation, for hot paths (the gateway's cost rules) that only need the answer.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from . import expressions, fields, values
 
 class EvalContext:
     """The facts of one evaluation, and what the CEL bound needs, measured once and only if an expression runs."""
+
+    __slots__ = ("facts", "_cel", "_cel_error")
 
     def __init__(self, facts: dict):
         self.facts = facts
@@ -38,6 +41,10 @@ class Node:
     def evaluate(self, ctx: EvalContext) -> tuple[bool, dict]:
         raise NotImplementedError
 
+    def holds(self, ctx: EvalContext) -> bool:
+        """`evaluate(ctx)[0]`, without the explanation."""
+        return self.evaluate(ctx)[0]
+
     def canonical(self) -> dict:
         raise NotImplementedError
 
@@ -60,6 +67,7 @@ class FieldNode(Node):
         self.operand = operand
         self.test = test  # (seen, operand) -> bool, may raise values.Incomparable
         self.pattern = pattern  # a compiled RE2 for FieldMatches
+        self.segments = tuple(field.split("."))
 
     def evaluate(self, ctx):
         seen, where = fields.resolve(ctx.facts, self.field)
@@ -80,6 +88,12 @@ class FieldNode(Node):
         explanation["passed"] = passed
         return passed, explanation
 
+    def holds(self, ctx):
+        try:
+            return bool(self.test(fields.value_at(ctx.facts, self.segments), self.operand))
+        except (values.Incomparable, ArithmeticError, TypeError, ValueError):
+            return False
+
     def describe(self):
         if self.operand_key is None:
             return {"field": self.field}
@@ -94,6 +108,20 @@ class FieldNode(Node):
 
 class InNode(FieldNode):
     operand_key = "values"
+
+    def __init__(self, kind: str, field: str, operand=None, test=None, *, pattern=None):
+        super().__init__(kind, field, operand, test, pattern=pattern)
+        # Membership of a string among strings is set membership: the hot path's shortcut.
+        only_strings = isinstance(operand, list) and all(type(option) is str for option in operand)
+        self.strings = frozenset(operand) if only_strings else None
+        self.negated = kind == "FieldNotIn"
+
+    def holds(self, ctx):
+        if self.strings is not None:
+            seen = fields.value_at(ctx.facts, self.segments)
+            if type(seen) is str:
+                return (seen in self.strings) is not self.negated
+        return super().holds(ctx)
 
 
 class MatchNode(FieldNode):
@@ -113,6 +141,12 @@ class AllOf(Node):
     def evaluate(self, ctx):
         return _junction(self, ctx, stop_on=False)
 
+    def holds(self, ctx):
+        for child in self.children:  # noqa: SIM110 — a plain loop: no generator per call on hot paths
+            if not child.holds(ctx):
+                return False
+        return True
+
     def canonical(self):
         return {"type": self.kind, "conditions": [child.canonical() for child in self.children]}
 
@@ -122,6 +156,12 @@ class AnyOf(AllOf):
 
     def evaluate(self, ctx):
         return _junction(self, ctx, stop_on=True)
+
+    def holds(self, ctx):
+        for child in self.children:  # noqa: SIM110 — as AllOf.holds
+            if child.holds(ctx):
+                return True
+        return False
 
 
 def _junction(node: AllOf, ctx, *, stop_on: bool) -> tuple[bool, dict]:
@@ -147,6 +187,9 @@ class Negation(Node):
         passed, explanation = self.child.evaluate(ctx)
         return not passed, {"kind": self.kind, "passed": not passed, "children": [explanation]}
 
+    def holds(self, ctx):
+        return not self.child.holds(ctx)
+
     def canonical(self):
         return {"type": self.kind, "condition": self.child.canonical()}
 
@@ -163,6 +206,9 @@ class Reference(Node):
     def evaluate(self, ctx):
         passed, explanation = self.body.evaluate(ctx)
         return passed, {"kind": self.kind, "name": self.name, "passed": passed, "children": [explanation]}
+
+    def holds(self, ctx):
+        return self.body.holds(ctx)
 
     def describe(self):
         return {"name": self.name}
@@ -194,6 +240,13 @@ class Expression(Node):
             explanation["reason"] = f"the expression gave a {values.type_name(value)}, not a boolean"
         explanation["passed"] = passed
         return passed, explanation
+
+    def holds(self, ctx):
+        try:
+            variables, largest = ctx.cel_variables()
+            return expressions.run(self.compiled, variables, largest) is True
+        except Exception:  # noqa: BLE001 — as in evaluate: any error fails this condition only
+            return False
 
     def describe(self):
         return {"expression": self.compiled.source}

@@ -54,7 +54,12 @@ def as_decimal(value) -> Decimal | None:
     return None
 
 
+_EXACT_NUMBERS = (int, Decimal)  # exact types (bool is not int here): ordered directly when finite
+
+
 def equal(left, right) -> bool:
+    if type(left) is str and type(right) is str:  # the common case, decided without the checks below
+        return left == right
     if is_number(left) and is_number(right):
         a, b = as_decimal(left), as_decimal(right)
         if a is None or b is None:  # NaN equals nothing; infinities equal themselves
@@ -73,6 +78,10 @@ def equal(left, right) -> bool:
 
 def compare(left, right) -> int:
     """-1, 0 or 1; raises `Incomparable` with the reason when the two cannot be ordered."""
+    kind_left, kind_right = type(left), type(right)
+    if kind_left in _EXACT_NUMBERS and kind_right in _EXACT_NUMBERS and (
+            kind_left is int or left.is_finite()) and (kind_right is int or right.is_finite()):
+        return (left > right) - (left < right)  # int and Decimal compare exactly as they are
     if (is_number(left) or is_number(right)) and not (isinstance(left, bool) or isinstance(right, bool)):
         a, b = as_decimal(left), as_decimal(right)  # a numeric string meets a number here, never two strings
         if a is not None and b is not None:
