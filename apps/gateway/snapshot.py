@@ -42,14 +42,19 @@ class Snapshot:
     budgets: dict[int, list] = field(default_factory=dict)  # tenant id -> BudgetSpecs (apps.billing)
     cost_rules: dict[int | None, list] = field(default_factory=dict)  # tenant id (None: global only) -> RuleSpecs
     _by_name: dict[str, list[ModelInfo]] = field(default_factory=dict)
+    _by_type: dict[str, list[ModelInfo]] = field(default_factory=dict)
 
     def __post_init__(self):
         for model in self.models:
             for name in (model.model_id, *model.aliases):
                 self._by_name.setdefault(name, []).append(model)
+            self._by_type.setdefault(model.provider_type, []).append(model)
 
     def models_named(self, name: str) -> list[ModelInfo]:
         return self._by_name.get(name, [])
+
+    def models_of_type(self, provider_type: str) -> list[ModelInfo]:
+        return self._by_type.get(provider_type, [])
 
     def tenant_id_for_slug(self, slug: str) -> int | None:
         for tenant in self.tenants.values():

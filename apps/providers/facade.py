@@ -76,6 +76,7 @@ class ModelInfo:
     capabilities: frozenset
     tags: tuple[str, ...]
     created: int
+    priced: bool = True  # False: a passthrough name nothing prices (no catalogue family, no default price)
 
 
 @dataclass(frozen=True, slots=True)
