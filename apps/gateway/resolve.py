@@ -81,10 +81,10 @@ def passthrough_model(name: str, provider: ProviderInfo, mode: str, snapshot: Sn
 
 
 def resolve(snapshot: Snapshot, tenant_id: int | None, name: str, *, mode: str = "chat") -> list[Candidate]:
-    providers = snapshot.providers_for(tenant_id)
     modes = MODES_FOR[mode]
     if name in VIRTUAL_MODELS:
-        return _virtual(snapshot, providers, modes, name)
+        return _virtual(snapshot, snapshot.providers_for(tenant_id), modes, name)
+    providers = snapshot.providers_for(tenant_id, named=True)  # a model named explicitly may be a simulated one
 
     named = snapshot.models_named(name)
     candidates = [Candidate(p, m) for p in providers for m in named if _serves(p, m)]
@@ -131,7 +131,7 @@ def _virtual(snapshot: Snapshot, providers: list[ProviderInfo], modes, name: str
 def reachable_models(snapshot: Snapshot, tenant_id: int | None) -> list[Candidate]:
     """One entry per model id the tenant can reach (first provider in preference order wins)."""
     seen: dict[str, Candidate] = {}
-    for provider in snapshot.providers_for(tenant_id):
+    for provider in snapshot.providers_for(tenant_id, named=True):
         for model in snapshot.models:
             if model.model_id not in seen and _serves(provider, model):
                 seen[model.model_id] = Candidate(provider, model)

@@ -72,11 +72,16 @@ class Snapshot:
     def routes_for(self, tenant_id: int | None) -> dict[str, dict]:
         return {**self.routes.get(None, {}), **(self.routes.get(tenant_id, {}) if tenant_id is not None else {})}
 
-    def providers_for(self, tenant_id: int | None) -> list[ProviderInfo]:
-        """Usable providers a tenant may route to: its own first (bring your own key), then global; by priority."""
+    def providers_for(self, tenant_id: int | None, *, named: bool = False) -> list[ProviderInfo]:
+        """Usable providers a tenant may route to: its own first (bring your own key), then global; by priority.
+        A fallback-only provider (the embedded default's implicit simulated one) counts only when nothing real
+        is configured for the tenant, or when the request names its models (`named`)."""
         own = [p for p in self.providers if p.tenant_id is not None and p.tenant_id == tenant_id]
         shared = [p for p in self.providers if p.tenant_id is None]
-        return [p for p in own + shared if p.usable]
+        usable = [p for p in own + shared if p.usable]
+        if named:
+            return usable
+        return [p for p in usable if not p.fallback_only] or usable
 
 
 def build_snapshot(version) -> Snapshot:
