@@ -84,6 +84,10 @@ CIRCUIT_PROBE_TIMEOUT_SECONDS = env.float("CIRCUIT_PROBE_TIMEOUT_SECONDS", defau
 RETRY_BACKOFF_BASE_SECONDS = env.float("RETRY_BACKOFF_BASE_SECONDS", default=0.05, minimum=0.0)
 RETRY_BACKOFF_MAX_SECONDS = env.float("RETRY_BACKOFF_MAX_SECONDS", default=2.0, minimum=0.0)
 MAX_UPSTREAM_ATTEMPTS = env.int("MAX_UPSTREAM_ATTEMPTS", default=6, minimum=1, maximum=50)
+# Check the configuration version before admitting each request (one Redis GET per event-loop turn, or one stat
+# of the version file without Redis), so a new key, a revocation, a budget or a limit holds for the very next
+# request. Off: processes see changes within the background poll (0.5 s).
+CONFIG_CHECK_EVERY_REQUEST = env.bool("CONFIG_CHECK_EVERY_REQUEST", default=True)
 # While other deployments remain, one attempt may use at most this share of the time left of the deadline
 # (and at most UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS when set), so a hung upstream leaves time to fail over.
 UPSTREAM_ATTEMPT_SHARE = env.float("UPSTREAM_ATTEMPT_SHARE", default=0.5, minimum=0.05)
