@@ -15,7 +15,7 @@ from apps.providers.adapters.base import ChunkFactory, Target
 from . import metrics
 from .attempts import attempt
 from .context import RequestContext
-from .costs import cost_of, worst_case_cost
+from .costs import cost_of
 from .planning import candidates_for, plan, routing_options
 from .prompt_tokens import LazyPromptTokens
 from .resolve import Candidate
@@ -63,7 +63,7 @@ async def prepare_chat(rt: GatewayRuntime, ctx: RequestContext, snapshot: Snapsh
 async def begin_inflight(rt: GatewayRuntime, ctx: RequestContext, body: dict, ordered: list[Candidate]) -> None:
     """Right before the first upstream attempt: a durable in-flight marker (one pipelined Redis write shared by
     the loop turn), so a request whose process is killed mid-flight is still billed, at its worst case (the
-    budget's reservation, else the first candidate's prompt at list price plus the output cap), by
+    budget's reservation, else the first candidate's prompt (quick count) at list price plus the output cap), by
     `billing.reconcile_inflight`. `finalize`'s ledger append retires it. Nothing to do without Redis."""
     if rt.ledger.redis is None or not ordered:
         return
@@ -73,9 +73,10 @@ async def begin_inflight(rt: GatewayRuntime, ctx: RequestContext, body: dict, or
     if reservation is not None:
         estimate = reservation.amount
     else:
+        # The quick token count (no tokenizer on the hot path: that is the budget step's job when there is one).
         model = ordered[0].model
         cap = body.get("max_completion_tokens") or body.get("max_tokens") or model.max_output_tokens or 0
-        estimate = worst_case_cost(body, model, cap) if model.input_price or model.output_price else 0
+        estimate = prompt * model.input_price + cap * model.output_price
     user, project = ctx.labels()
     await rt.ledger.begin(
         ctx.request_id, tenant_id=ctx.tenant_id, api_key_id=key.id if key else None, endpoint=ctx.endpoint,
