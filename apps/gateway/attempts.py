@@ -35,8 +35,10 @@ async def attempt(ctx: RequestContext, ordered: list[Candidate], call: Call, *, 
     first_failure: UpstreamError | None = None
     tries = 0
     failed_provider: int | None = None  # backoff only before retrying the provider that just failed
+    left = sum(len(c.provider.keys) or 1 for c in ordered)  # deployments not yet tried or skipped
     for candidate in ordered:
         for credential_id, secret in candidate.provider.key_order():
+            left -= 1
             if tries >= settings.MAX_UPSTREAM_ATTEMPTS:
                 break
             deployment = deployment_id(candidate, credential_id)
@@ -54,10 +56,7 @@ async def attempt(ctx: RequestContext, ordered: list[Candidate], call: Call, *, 
                 raise UpstreamTimeout("The request's deadline passed before an upstream answered.",
                                       code="deadline_exceeded")
             tries += 1
-            # A provider may cap one attempt (options.timeout_seconds) so a hung upstream leaves time to fail over.
-            limit = candidate.provider.options.get("timeout_seconds")
-            if isinstance(limit, int | float) and not isinstance(limit, bool) and limit > 0:
-                remaining = min(remaining, float(limit))
+            remaining = attempt_budget(remaining, candidate, more=left > 0 and tries < settings.MAX_UPSTREAM_ATTEMPTS)
             target = Target(candidate.provider.slug, candidate.provider.type, candidate.provider.base_url,
                             secret, candidate.model.upstream_name, candidate.provider.options)
             began = time.perf_counter()
@@ -96,6 +95,21 @@ async def attempt(ctx: RequestContext, ordered: list[Candidate], call: Call, *, 
     if first_failure is not None:
         raise first_failure
     raise await _nothing_available(ctx)
+
+
+def attempt_budget(remaining: float, candidate: Candidate, *, more: bool) -> float:
+    """How long one attempt may take. A hung upstream must leave time to fail over: while other deployments
+    remain, an attempt gets at most UPSTREAM_ATTEMPT_SHARE of the time left and at most
+    UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS (0: no fixed cap); the last one gets whatever is left. A provider may
+    cap its attempts further (options.timeout_seconds)."""
+    if more:
+        remaining = min(remaining, remaining * settings.UPSTREAM_ATTEMPT_SHARE)
+        if settings.UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS > 0:
+            remaining = min(remaining, settings.UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS)
+    limit = candidate.provider.options.get("timeout_seconds")
+    if isinstance(limit, int | float) and not isinstance(limit, bool) and limit > 0:
+        remaining = min(remaining, float(limit))
+    return remaining
 
 
 async def _nothing_available(ctx: RequestContext) -> ApiError:

@@ -17,6 +17,7 @@ from .attempts import attempt
 from .context import RequestContext
 from .costs import cost_of
 from .planning import candidates_for, plan, routing_options
+from .prompt_tokens import LazyPromptTokens
 from .resolve import Candidate
 from .runtime import GatewayRuntime
 from .snapshot import Snapshot
@@ -54,7 +55,35 @@ async def prepare_chat(rt: GatewayRuntime, ctx: RequestContext, snapshot: Snapsh
         found, found_tiers = candidates_for(snapshot, ctx.tenant_id, cheaper, mode="chat")
         return await plan(ctx, body, cheaper, found, tiers=[0] * len(found_tiers), snapshot=snapshot)
 
-    return await rt.budgets.admit(ctx, snapshot, body, options, ordered, replan=replan)
+    body, ordered = await rt.budgets.admit(ctx, snapshot, body, options, ordered, replan=replan)
+    await begin_inflight(rt, ctx, body, ordered)
+    return body, ordered
+
+
+async def begin_inflight(rt: GatewayRuntime, ctx: RequestContext, body: dict, ordered: list[Candidate]) -> None:
+    """Right before the first upstream attempt: a durable in-flight marker (one pipelined Redis write shared by
+    the loop turn), so a request whose process is killed mid-flight is still billed, at its worst case (the
+    budget's reservation, else the first candidate's prompt (quick count) at list price plus the output cap), by
+    `billing.reconcile_inflight`. `finalize`'s ledger append retires it. Nothing to do without Redis."""
+    if rt.ledger.redis is None or not ordered:
+        return
+    options, key = ctx.options, ctx.key
+    prompt = LazyPromptTokens(body).encoded("quick")
+    reservation = ctx.reservation
+    if reservation is not None:
+        estimate = reservation.amount
+    else:
+        # The quick token count (no tokenizer on the hot path: that is the budget step's job when there is one).
+        model = ordered[0].model
+        cap = body.get("max_completion_tokens") or body.get("max_tokens") or model.max_output_tokens or 0
+        estimate = prompt * model.input_price + cap * model.output_price
+    user, project = ctx.labels()
+    await rt.ledger.begin(
+        ctx.request_id, tenant_id=ctx.tenant_id, api_key_id=key.id if key else None, endpoint=ctx.endpoint,
+        model_requested=(options.model if options else body.get("model")) or "",
+        model_served=ordered[0].model.model_id, provider=ordered[0].provider.slug, estimated_cost=estimate,
+        prompt_tokens=prompt, streamed=body.get("stream") is True, user_label=user, project_label=project,
+        workflow_id=ctx.workflow_id, agent_id=ctx.agent_id, created_at=ctx.wall_started)
 
 
 async def chat(rt: GatewayRuntime, ctx: RequestContext, body: dict, ordered: list[Candidate]) -> dict:

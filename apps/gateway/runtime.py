@@ -1,6 +1,14 @@
 """What one process of the gateway holds: the configuration snapshot (reloaded when the version key changes),
 the pooled upstream client, the Redis client, the health cache and the admission steps' stores.
 
+Freshness: a configuration write is acknowledged only after it bumped the version (apps.core.config_version),
+and `ready()` checks the version before each request is admitted (CONFIG_CHECK_EVERY_REQUEST): with Redis one
+GET per event-loop turn, shared by every request that arrived in that turn; without Redis one stat of the
+version file. A changed version reloads the snapshot before the request goes on (one reload at a time, joined
+by the requests that need it), so a new key, a revocation, a budget or a limit holds for the very next request
+in every process. A background poll (CONFIG_POLL_SECONDS) reloads idle processes too, and a full reload every
+CONFIG_FULL_RELOAD_SECONDS covers writes that bypassed the version (queryset.update(), raw SQL, a lost bump).
+
 The ASGI app starts it in its lifespan; the in-process completion API starts one per event loop on first use.
 """
 
@@ -47,6 +55,9 @@ class GatewayRuntime:
         self._ready_lock: asyncio.Lock | None = None
         self.models_cache: dict = {}
         self.loop: asyncio.AbstractEventLoop | None = None  # its clients and tasks belong to this loop
+        self._check: asyncio.Future | None = None  # the version check of this loop turn, shared by its requests
+        self._reload_task: asyncio.Task | None = None
+        self._reload_started = 0.0
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     async def startup(self) -> None:
@@ -99,13 +110,66 @@ class GatewayRuntime:
                 self._ready_lock = asyncio.Lock()
             async with self._ready_lock:
                 await self.startup()
+        elif settings.CONFIG_CHECK_EVERY_REQUEST:
+            await self._fresh()
         return self.snapshot
+
+    # ---- freshness ---------------------------------------------------------------------------------
+    async def _fresh(self) -> None:
+        """Reload first if the configuration changed since the snapshot was built (see the module docstring)."""
+        if self.redis is None:
+            version = self._local_version()
+            if version != self.snapshot.version:
+                await self._reload_since(time.monotonic())
+            return
+        check = self._check
+        if check is None:
+            loop = asyncio.get_running_loop()
+            check = self._check = loop.create_future()
+            loop.call_soon(self._start_check, check)
+        observed, at = await asyncio.shield(check)
+        if observed is not None and observed != self.snapshot.version:
+            await self._reload_since(at)
+
+    def _start_check(self, check: asyncio.Future) -> None:
+        self._check = None  # requests of later turns start their own check: they may follow a write
+        asyncio.get_running_loop().create_task(self._run_check(check))
+
+    async def _run_check(self, check: asyncio.Future) -> None:
+        try:
+            version = (await self.redis.get(config_version.REDIS_KEY), config_version.local_version())
+        except Exception as exc:  # Redis blips keep the current snapshot (the watcher logs them)
+            logger.debug("config version check failed: %s", type(exc).__name__)
+            version = None
+        if not check.done():
+            check.set_result((version, time.monotonic()))
+
+    async def _reload_since(self, since: float) -> None:
+        """Wait for a reload that began at or after `since` (joining one in progress if it did)."""
+        while True:
+            task = self._reload_task
+            if task is None or task.done():
+                self._reload_started = time.monotonic()
+                task = self._reload_task = asyncio.get_running_loop().create_task(self.reload())
+            started = self._reload_started
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("configuration reload failed; serving the previous snapshot")
+                return
+            if started >= since:
+                return
+
+    def _local_version(self):
+        return config_version.local_version(), config_version.file_version()
 
     # ---- configuration -----------------------------------------------------------------------------
     async def _version(self):
-        local = config_version.local_version()
         if self.redis is None:
-            return local
+            return self._local_version()
+        local = config_version.local_version()
         try:
             return (await self.redis.get(config_version.REDIS_KEY), local)
         except Exception as exc:  # Redis blips keep the current snapshot
@@ -126,7 +190,7 @@ class GatewayRuntime:
                 # (queryset.update(), a raw SQL fix, a bump lost while Redis was down).
                 stale = time.monotonic() - last_full > CONFIG_FULL_RELOAD_SECONDS
                 if stale or await self._version() != self.snapshot.version:
-                    await self.reload()
+                    await self._reload_since(time.monotonic())
                     last_full = time.monotonic()
             except asyncio.CancelledError:
                 raise

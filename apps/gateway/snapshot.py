@@ -42,14 +42,19 @@ class Snapshot:
     budgets: dict[int, list] = field(default_factory=dict)  # tenant id -> BudgetSpecs (apps.billing)
     cost_rules: dict[int | None, list] = field(default_factory=dict)  # tenant id (None: global only) -> RuleSpecs
     _by_name: dict[str, list[ModelInfo]] = field(default_factory=dict)
+    _by_type: dict[str, list[ModelInfo]] = field(default_factory=dict)
 
     def __post_init__(self):
         for model in self.models:
             for name in (model.model_id, *model.aliases):
                 self._by_name.setdefault(name, []).append(model)
+            self._by_type.setdefault(model.provider_type, []).append(model)
 
     def models_named(self, name: str) -> list[ModelInfo]:
         return self._by_name.get(name, [])
+
+    def models_of_type(self, provider_type: str) -> list[ModelInfo]:
+        return self._by_type.get(provider_type, [])
 
     def tenant_id_for_slug(self, slug: str) -> int | None:
         for tenant in self.tenants.values():
@@ -67,11 +72,16 @@ class Snapshot:
     def routes_for(self, tenant_id: int | None) -> dict[str, dict]:
         return {**self.routes.get(None, {}), **(self.routes.get(tenant_id, {}) if tenant_id is not None else {})}
 
-    def providers_for(self, tenant_id: int | None) -> list[ProviderInfo]:
-        """Usable providers a tenant may route to: its own first (bring your own key), then global; by priority."""
+    def providers_for(self, tenant_id: int | None, *, named: bool = False) -> list[ProviderInfo]:
+        """Usable providers a tenant may route to: its own first (bring your own key), then global; by priority.
+        A fallback-only provider (the embedded default's implicit simulated one) counts only when nothing real
+        is configured for the tenant, or when the request names its models (`named`)."""
         own = [p for p in self.providers if p.tenant_id is not None and p.tenant_id == tenant_id]
         shared = [p for p in self.providers if p.tenant_id is None]
-        return [p for p in own + shared if p.usable]
+        usable = [p for p in own + shared if p.usable]
+        if named:
+            return usable
+        return [p for p in usable if not p.fallback_only] or usable
 
 
 def build_snapshot(version) -> Snapshot:

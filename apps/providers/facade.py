@@ -39,6 +39,9 @@ class ProviderInfo:
     collects_data: bool
     keys: list[tuple[int | None, str]]  # (credential id, secret); secrets live only in memory
     name: str = ""
+    # The built-in simulated provider the embedded default enables implicitly: it serves a tenant only when
+    # nothing real is configured for it, or when a request names it (`simulated/…`, `simulated-*`).
+    fallback_only: bool = False
     _rotation: itertools.count = field(default_factory=itertools.count, repr=False)
 
     @property
@@ -76,6 +79,7 @@ class ModelInfo:
     capabilities: frozenset
     tags: tuple[str, ...]
     created: int
+    priced: bool = True  # False: a passthrough name nothing prices (no catalogue family, no default price)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +116,8 @@ def provider_info(provider: Provider, keys: list[tuple[int | None, str]]) -> Pro
         collects_data=provider.collects_data,
         keys=keys,
         name=provider.name,
+        fallback_only=(provider.type == "simulated" and provider.source == Source.ENVIRONMENT
+                       and not getattr(settings, "SIMULATED_PROVIDER_EXPLICIT", True)),
     )
 
 

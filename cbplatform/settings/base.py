@@ -15,6 +15,23 @@ VERSION = "0.1.0"
 
 env = Env()
 
+
+def _decimal_or_none(name: str):
+    """A non-negative decimal setting, or None when unset."""
+    from decimal import Decimal, InvalidOperation
+
+    value = env.str(name)
+    if not value:
+        return None
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise EnvError(f"{name} must be a number, got {value!r}") from None
+    if not number.is_finite() or number < 0:
+        raise EnvError(f"{name} must be a non-negative number, got {value!r}")
+    return number
+
+
 # --- Serving (names from the original server) --------------------------------------------------
 OPENAI_HOST = env.str("OPENAI_HOST", default="0.0.0.0")
 OPENAI_PORT = env.port("OPENAI_PORT", default=3000)
@@ -67,6 +84,14 @@ CIRCUIT_PROBE_TIMEOUT_SECONDS = env.float("CIRCUIT_PROBE_TIMEOUT_SECONDS", defau
 RETRY_BACKOFF_BASE_SECONDS = env.float("RETRY_BACKOFF_BASE_SECONDS", default=0.05, minimum=0.0)
 RETRY_BACKOFF_MAX_SECONDS = env.float("RETRY_BACKOFF_MAX_SECONDS", default=2.0, minimum=0.0)
 MAX_UPSTREAM_ATTEMPTS = env.int("MAX_UPSTREAM_ATTEMPTS", default=6, minimum=1, maximum=50)
+# Check the configuration version before admitting each request (one Redis GET per event-loop turn, or one stat
+# of the version file without Redis), so a new key, a revocation, a budget or a limit holds for the very next
+# request. Off: processes see changes within the background poll (0.5 s).
+CONFIG_CHECK_EVERY_REQUEST = env.bool("CONFIG_CHECK_EVERY_REQUEST", default=True)
+# While other deployments remain, one attempt may use at most this share of the time left of the deadline
+# (and at most UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS when set), so a hung upstream leaves time to fail over.
+UPSTREAM_ATTEMPT_SHARE = env.float("UPSTREAM_ATTEMPT_SHARE", default=0.5, minimum=0.05)
+UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS = env.float("UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS", default=0.0, minimum=0.0)
 # Balanced strategy weights (normalised cost, latency, error rate).
 ROUTING_WEIGHT_COST = env.float("ROUTING_WEIGHT_COST", default=0.4, minimum=0.0)
 ROUTING_WEIGHT_LATENCY = env.float("ROUTING_WEIGHT_LATENCY", default=0.4, minimum=0.0)
@@ -77,6 +102,10 @@ ALLOW_PRIVATE_UPSTREAMS = env.bool("ALLOW_PRIVATE_UPSTREAMS", default=True)
 ANONYMOUS_TENANT = env.str("ANONYMOUS_TENANT", default="")
 
 # --- Usage ledger and budgets ---------------------------------------------------------------------
+# USD per 1,000 tokens for `provider/model` names neither the catalogue nor a catalogued family prices
+# (unset: such a model is refused for tenants with a budget rather than counted at 0).
+DEFAULT_PRICE_PER_1K_INPUT = _decimal_or_none("DEFAULT_PRICE_PER_1K_INPUT")
+DEFAULT_PRICE_PER_1K_OUTPUT = _decimal_or_none("DEFAULT_PRICE_PER_1K_OUTPUT")
 # Entries a dead ingester read but never acknowledged are taken over after this long.
 USAGE_CLAIM_IDLE_SECONDS = env.float("USAGE_CLAIM_IDLE_SECONDS", default=30.0, minimum=0.0)
 # Where a web host keeps usage records while Redis cannot take them (delivered when it answers again).

@@ -24,6 +24,9 @@ EMBEDDED = DATABASES["default"]["ENGINE"].endswith("sqlite3")
 AUTO_SETUP = env.bool("CB_AUTO_SETUP", default=True)
 DEMO_ADMIN_PASSWORD = env.str("CB_DEMO_ADMIN_PASSWORD", default="admin")
 SIMULATED_PROVIDER = env.bool("CB_SIMULATED_PROVIDER", default=True)
+# Enabled by default here, but only as a fallback: real providers (OPENAI_API_KEY, …) serve `auto` and `cb:*`;
+# an operator who sets CB_SIMULATED_PROVIDER=true routes to it like any provider.
+SIMULATED_PROVIDER_EXPLICIT = env.raw("CB_SIMULATED_PROVIDER")[1] not in (None, "")
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL

@@ -13,7 +13,7 @@ from django.conf import settings
 from apps.billing.budget_bridge import record_alerts
 from apps.billing.budget_outcomes import Refusal
 from apps.billing.budget_spec import applicable
-from apps.core.errors import ApiError
+from apps.core.errors import ApiError, InvalidRequest
 
 from ..context import RequestContext
 from ..costs import cost_of, worst_case_cost
@@ -49,6 +49,13 @@ class Budgets:
                       or settings.BUDGET_DEFAULT_MAX_TOKENS)
             body = {**body, "max_completion_tokens": cap}
         reachable = ordered[:settings.MAX_UPSTREAM_ATTEMPTS]
+        unpriced = next((c.model.model_id for c in reachable if not c.model.priced), None)
+        if unpriced is not None:  # it would count 0 against the budget: refuse rather than let it run free
+            raise InvalidRequest(
+                f"The model `{unpriced}` has no price, so its cost cannot count against your budget. Use a "
+                f"catalogued model, add `{unpriced}` to the model catalogue with its prices, or have the operator "
+                f"set DEFAULT_PRICE_PER_1K_INPUT and DEFAULT_PRICE_PER_1K_OUTPUT.", param="model",
+                code="model_not_priced")
         worst = max(worst_case_cost(body, c.model, cap) for c in reachable)
         outcome = await self.store.reserve(specs, amount=worst, request_id=ctx.request_id)
         if isinstance(outcome, Refusal):

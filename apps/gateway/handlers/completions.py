@@ -32,6 +32,7 @@ async def completions(rt: GatewayRuntime, call: Call) -> None:
         raise InvalidRequest("Streaming is disabled on this server.", param="stream", code="streaming_disabled")
     candidates = plain_candidates(snapshot, ctx.tenant_id, body, mode="completion",
                                   capability="supports_completions")
+    await pipeline.begin_inflight(rt, ctx, body, candidates)  # billed even if this process dies mid-request
 
     async def call_upstream(candidate: Candidate, target: Target, timeout: float):
         adapter = registry.get(candidate.provider.type)

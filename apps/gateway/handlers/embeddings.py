@@ -27,6 +27,7 @@ async def embeddings(rt: GatewayRuntime, call: Call) -> None:
                                   agent_id=header(scope, b"x-cb-agent-id"))
     await rt.rate_limits.admit(ctx, snapshot, body)
     candidates = plain_candidates(snapshot, ctx.tenant_id, body, mode="embedding", capability="supports_embeddings")
+    await pipeline.begin_inflight(rt, ctx, body, candidates)  # billed even if this process dies mid-request
 
     async def call_upstream(candidate: Candidate, target: Target, timeout: float) -> dict:
         return await rt.upstream.embeddings(registry.get(candidate.provider.type), target,
