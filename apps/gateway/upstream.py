@@ -1,8 +1,9 @@
 """Sending adapter requests upstream: one pooled aiohttp session per process, errors made uniform and scrubbed.
 
 Every upstream error leaves through here, so this is where the credentials we sent are scrubbed from it
-(`redaction`): the request's own, and every other credential this process has sent to the same origin (a proxy
-or a provider that echoes headers, even an earlier request's).
+(`redaction`): the request's own, every other configured credential of the provider (the callers pass them as
+`secrets`), and every credential this process has sent to the same origin (a proxy or a provider that echoes
+headers, even an earlier request's).
 
 The pool: at most `pool_size` connections in use at once (our own gate, so that waiting for one is told apart
 from the upstream's time). The gateway's default is one per admitted request, so nobody waits; with a smaller
@@ -132,25 +133,28 @@ class Upstream:
         except UpstreamError as error:
             raise scrub_error(error, known) from None
 
-    async def chat(self, adapter: Adapter, target: Target, body: dict, *, timeout: float | None = None) -> dict:
+    async def chat(self, adapter: Adapter, target: Target, body: dict, *, timeout: float | None = None,
+                   secrets: Iterable[str] = ()) -> dict:
+        """`secrets`: the provider's other configured credentials, scrubbed too."""
         if adapter.local:
             return await adapter.complete(body, target)
         request = adapter.chat_request(body, target, stream=False)
-        payload = await self.fetch(adapter, request, timeout=timeout, target=target)
+        payload = await self.fetch(adapter, request, timeout=timeout, target=target, secrets=secrets)
         try:
             return adapter.chat_response(payload, target)
         except UpstreamError as error:
-            raise scrub_error(error, self._secrets_for(request, target)) from None
+            raise scrub_error(error, self._secrets_for(request, target, secrets)) from None
 
-    async def embeddings(self, adapter: Adapter, target: Target, body: dict, *, timeout: float | None = None) -> dict:
+    async def embeddings(self, adapter: Adapter, target: Target, body: dict, *, timeout: float | None = None,
+                         secrets: Iterable[str] = ()) -> dict:
         if adapter.local:
             return await adapter.embed(body, target)
         request = adapter.embeddings_request(body, target)
-        payload = await self.fetch(adapter, request, timeout=timeout, target=target)
+        payload = await self.fetch(adapter, request, timeout=timeout, target=target, secrets=secrets)
         try:
             return adapter.embeddings_response(payload, target, body)
         except UpstreamError as error:
-            raise scrub_error(error, self._secrets_for(request, target)) from None
+            raise scrub_error(error, self._secrets_for(request, target, secrets)) from None
 
     # ---- streams -----------------------------------------------------------------------------------------
     async def open_stream(self, adapter: Adapter, request: UpstreamRequest, *,
@@ -186,7 +190,8 @@ class Upstream:
             await batches.aclose()
 
     async def chat_stream_batches(self, adapter: Adapter, target: Target, body: dict, chunks: ChunkFactory, *,
-                                  timeout: float | None = None) -> AsyncIterator[list[dict]]:
+                                  timeout: float | None = None,
+                                  secrets: Iterable[str] = ()) -> AsyncIterator[list[dict]]:
         """The same, one list per upstream read, so the gateway can write each read with one send."""
         if adapter.local:
             async for chunk in adapter.stream(body, target, chunks):
@@ -194,7 +199,7 @@ class Upstream:
             return
         request = adapter.chat_request(body, target, stream=True)
         async for batch in self.stream_request_batches(adapter, request, adapter.chat_stream(target, chunks),
-                                                       timeout=timeout, target=target):
+                                                       timeout=timeout, target=target, secrets=secrets):
             yield batch
 
     async def stream_request(self, adapter: Adapter, request: UpstreamRequest, translator, *,

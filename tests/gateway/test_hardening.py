@@ -26,7 +26,8 @@ pytestmark = pytest.mark.django_db
 KEY_A1 = "sk-hostile/A1+first=key_0001"
 KEY_A2 = "sk-hostile/A2+second=key_0002"
 KEY_B = "sk-hostile/B1+other=key_0003"
-ALL_KEYS = (KEY_A1, KEY_A2, KEY_B)
+KEY_C1, KEY_C2 = "sk-hostile/C1+third=key_0004", "sk-hostile/C2+third=key_0005"
+ALL_KEYS = (KEY_A1, KEY_A2, KEY_B, KEY_C1, KEY_C2)
 EXPOSED = ("x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests",
            "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens",
            "x-cb-request-id", "x-cb-provider", "x-cb-model", "x-cb-route", "x-cb-overhead-ms", "retry-after")
@@ -49,10 +50,13 @@ def env(django_db_setup, django_db_blocker):
     from apps.tenants.models import Tenant
     from tests import factories
 
-    echo, other = FakeOpenAI(), FakeOpenAI()
+    echo, other, third = FakeOpenAI(), FakeOpenAI(), FakeOpenAI()
     echo.api_key, echo.api_key_alternatives, other.api_key = KEY_A1, {KEY_A2}, KEY_B
-    echo.start(), other.start()
-    echo.hostile = other.hostile = True
+    third.api_key, third.api_key_alternatives = KEY_C1, {KEY_C2}
+    echo.start(), other.start(), third.start()
+    echo.hostile = other.hostile = third.hostile = True
+    # As if another gateway process had sent `third`'s second key: this one has not, yet must scrub it.
+    third.seen_keys.append(KEY_C2)
     with django_db_blocker.unblock():
         Tenant.objects.filter(slug="hd-tenant").delete()
         from apps.providers.models import ModelEntry
@@ -61,7 +65,8 @@ def env(django_db_setup, django_db_blocker):
             reseed_catalogue()
         tenant = factories.tenant("hd-tenant", default_routing_strategy="failover_chain")
         _, key = factories.api_key(tenant)
-        for slug, fake, priority, keys in (("echo", echo, 1, (KEY_A1, KEY_A2)), ("other", other, 2, (KEY_B,))):
+        for slug, fake, priority, keys in (("echo", echo, 1, (KEY_A1, KEY_A2)), ("other", other, 2, (KEY_B,)),
+                                           ("third", third, 3, (KEY_C1, KEY_C2))):
             provider = services.provider_create(tenant=tenant, slug=slug, name=slug.title(), type="openai",
                                                 base_url=f"{fake.url}/v1", priority=priority,
                                                 options={"timeout_seconds": 1.5})
@@ -70,19 +75,19 @@ def env(django_db_setup, django_db_blocker):
     server = ServerProcess(env={"CIRCUIT_FAILURE_THRESHOLD": "1000", "CIRCUIT_MIN_REQUESTS": "1000",
                                 "RETRY_BACKOFF_BASE_SECONDS": "0", "REQUEST_TIMEOUT_SECONDS": "5",
                                 "ROUTE_LOG": "all", "LOG_LEVEL": "INFO"}).start()
-    yield {"server": server, "key": key, "echo": echo, "other": other}
+    yield {"server": server, "key": key, "echo": echo, "other": other, "third": third}
     server.stop()
-    echo.stop(), other.stop()
+    echo.stop(), other.stop(), third.stop()
     with django_db_blocker.unblock():
         Tenant.objects.filter(slug="hd-tenant").delete()
 
 
 @pytest.fixture(autouse=True)
 def _reset(env):
-    env["echo"].forced = env["other"].forced = ""
+    env["echo"].forced = env["other"].forced = env["third"].forced = ""
     time.sleep(0.6)  # Redis was flushed for this test: let the server's health cache forget earlier failures
     yield
-    env["echo"].forced = env["other"].forced = ""
+    env["echo"].forced = env["other"].forced = env["third"].forced = ""
 
 
 def post(env, body: dict, **kwargs) -> httpx.Response:
@@ -122,9 +127,15 @@ def test_echoed_credentials_are_scrubbed_from_in_stream_error_events(env):
     assert leaks(text) == [], text
 
 
+def test_every_configured_credential_of_the_provider_is_scrubbed_even_one_never_sent(env):
+    response = post(env, chat_body("!status 400", model="third/gpt-4o"))
+    assert response.status_code == 400
+    assert response.text.count("[redacted]") >= 2 and leaks(response.text) == [], response.text
+
+
 def test_first_failure_of_a_fallback_chain_is_scrubbed(env):
     env["echo"].forced = "!status 500"
-    env["other"].forced = "!status 503"
+    env["other"].forced = env["third"].forced = "!status 503"
     post(env, chat_body("hello", model="other/gpt-4o"))  # `other` sees its key, so both fakes echo a key
     response = post(env, chat_body("hello", model="gpt-4o"))
     assert response.status_code == 502
