@@ -84,8 +84,8 @@ class FakeOpenAI(FakeProvider):
             return web.json_response(openai_error(400, self.echo(request, problem)), status=400)
         conv = normalize(body)
         directives = parse_directives(f"{conv.last_user_text} {self.forced}")
-        early = await self.misbehave(request, directives,
-                                     lambda status: openai_error(status, self.echo(request, f"fake error {status}")))
+        early = await self.misbehave(request, directives, lambda status: openai_error(
+            status, self.echo(request, f"fake openai error {status}")))
         if early is not None:
             return early
         reply = brain(conv, tag=self.tag)

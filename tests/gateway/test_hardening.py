@@ -18,6 +18,8 @@ import orjson
 import pytest
 
 from tests.conftest import ServerProcess, reseed_catalogue
+from tests.fakes.anthropic import FakeAnthropic
+from tests.fakes.gemini import FakeGemini
 from tests.fakes.openai import FakeOpenAI
 
 pytestmark = pytest.mark.django_db
@@ -27,7 +29,11 @@ KEY_A1 = "sk-hostile/A1+first=key_0001"
 KEY_A2 = "sk-hostile/A2+second=key_0002"
 KEY_B = "sk-hostile/B1+other=key_0003"
 KEY_C1, KEY_C2 = "sk-hostile/C1+third=key_0004", "sk-hostile/C2+third=key_0005"
-ALL_KEYS = (KEY_A1, KEY_A2, KEY_B, KEY_C1, KEY_C2)
+KEY_ANTHROPIC, KEY_GEMINI = "sk-ant-hostile/D1+claude=key_0006", "AIza-hostile/E1+gemini=key_0007"
+ALL_KEYS = (KEY_A1, KEY_A2, KEY_B, KEY_C1, KEY_C2, KEY_ANTHROPIC, KEY_GEMINI)
+# Other protocols' credential headers (x-api-key, x-goog-api-key): provider slug, model.
+OTHER_PROTOCOLS = {"anthropic": ("h-anthropic", "h-anthropic/claude-3-haiku"),
+                   "gemini": ("h-gemini", "h-gemini/gemini-1.5-flash")}
 EXPOSED = ("x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests",
            "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens",
            "x-cb-request-id", "x-cb-provider", "x-cb-model", "x-cb-route", "x-cb-overhead-ms", "retry-after")
@@ -57,6 +63,10 @@ def env(django_db_setup, django_db_blocker):
     echo.hostile = other.hostile = third.hostile = True
     # As if another gateway process had sent `third`'s second key: this one has not, yet must scrub it.
     third.seen_keys.append(KEY_C2)
+    anthropic, gemini = FakeAnthropic(), FakeGemini()
+    anthropic.api_key, gemini.api_key = KEY_ANTHROPIC, KEY_GEMINI
+    anthropic.start(), gemini.start()
+    anthropic.hostile = gemini.hostile = True
     with django_db_blocker.unblock():
         Tenant.objects.filter(slug="hd-tenant").delete()
         from apps.providers.models import ModelEntry
@@ -72,12 +82,17 @@ def env(django_db_setup, django_db_blocker):
                                                 options={"timeout_seconds": 1.5})
             for secret in keys:
                 services.credential_create(tenant=tenant, provider=provider, api_key=secret)
+        for kind, fake, secret in (("anthropic", anthropic, KEY_ANTHROPIC), ("gemini", gemini, KEY_GEMINI)):
+            provider = services.provider_create(tenant=tenant, slug=OTHER_PROTOCOLS[kind][0], name=kind, type=kind,
+                                                base_url=fake.url, priority=50)
+            services.credential_create(tenant=tenant, provider=provider, api_key=secret)
     server = ServerProcess(env={"CIRCUIT_FAILURE_THRESHOLD": "1000", "CIRCUIT_MIN_REQUESTS": "1000",
                                 "RETRY_BACKOFF_BASE_SECONDS": "0", "REQUEST_TIMEOUT_SECONDS": "5",
                                 "ROUTE_LOG": "all", "LOG_LEVEL": "INFO"}).start()
     yield {"server": server, "key": key, "echo": echo, "other": other, "third": third}
     server.stop()
-    echo.stop(), other.stop(), third.stop()
+    for fake in (echo, other, third, anthropic, gemini):
+        fake.stop()
     with django_db_blocker.unblock():
         Tenant.objects.filter(slug="hd-tenant").delete()
 
@@ -127,6 +142,16 @@ def test_echoed_credentials_are_scrubbed_from_in_stream_error_events(env):
     assert leaks(text) == [], text
 
 
+@pytest.mark.parametrize("kind", sorted(OTHER_PROTOCOLS))
+def test_other_protocols_credential_headers_are_scrubbed_too(env, kind):
+    model = OTHER_PROTOCOLS[kind][1]
+    for text, stream in (("!status 400", False), ("!status 401", False), ("!status 500", False),
+                         ("one two three four !error-after 2", True)):
+        response = post(env, chat_body(text, model=model, stream=stream))
+        assert response.status_code in (200, 400, 502), response.text
+        assert "[redacted]" in response.text and leaks(response.text) == [], response.text
+
+
 def test_every_configured_credential_of_the_provider_is_scrubbed_even_one_never_sent(env):
     response = post(env, chat_body("!status 400", model="third/gpt-4o"))
     assert response.status_code == 400
@@ -139,7 +164,7 @@ def test_first_failure_of_a_fallback_chain_is_scrubbed(env):
     post(env, chat_body("hello", model="other/gpt-4o"))  # `other` sees its key, so both fakes echo a key
     response = post(env, chat_body("hello", model="gpt-4o"))
     assert response.status_code == 502
-    assert "fake error 500" in response.json()["error"]["message"]  # the first failure, from `echo`
+    assert "fake openai error 500" in response.json()["error"]["message"]  # the first failure, from `echo`
     assert "[redacted]" in response.text and leaks(response.text) == []
 
 
