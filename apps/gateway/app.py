@@ -21,6 +21,7 @@ from .handlers.completions import completions
 from .handlers.embeddings import embeddings
 from .handlers.models import get_model, list_models
 from .http import ClientGone, Responder
+from .redaction import install_log_filter
 from .runtime import GatewayRuntime
 
 logger = logging.getLogger("apps.gateway")
@@ -54,6 +55,8 @@ class GatewayApp:
 
     async def startup(self) -> None:
         await self.runtime.startup()
+        # Log lines never carry a credential we sent upstream, whatever an upstream echoed into an exception.
+        install_log_filter(self.runtime.upstream.sent_secrets)
         metrics.set_circuit_source(self.runtime.circuit_rows)
 
     async def shutdown(self) -> None:
@@ -76,8 +79,9 @@ class GatewayApp:
                 ctx = RequestContext(rt.health, request_id, ENDPOINTS[path])
                 respond.finalizer = lambda status, ctx=ctx: pipeline.finalize(rt, ctx, status)
             if self.inflight >= settings.MAX_CONCURRENT_REQUESTS:
-                raise ServiceUnavailable("The server is at its concurrent request limit; retry shortly.",
-                                         code="overloaded", headers={"retry-after": "1"})
+                raise ServiceUnavailable(f"This gateway process is at its concurrent request limit "
+                                         f"(MAX_CONCURRENT_REQUESTS={settings.MAX_CONCURRENT_REQUESTS}); retry "
+                                         f"shortly.", code="overloaded", headers={"retry-after": "1"})
             self.inflight += 1
             metrics.inflight(1)
             try:
@@ -109,7 +113,7 @@ class GatewayApp:
                 if not ctx.finalized:  # the client left before the last bytes: record what happened
                     ctx.error_code = ctx.error_code or error_code
                     await pipeline.finalize(rt, ctx, respond.status if respond.status >= 400 else 499)
-                pipeline.account(ctx, respond.status or 499, error_code)
+                pipeline.account(ctx, respond.status or 499, error_code or ctx.error_code)
 
     @staticmethod
     async def _preflight(send) -> None:

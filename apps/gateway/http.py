@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import re
+
 import orjson
+from django.conf import settings
 
 from apps.core.errors import ApiError, InvalidRequest, PayloadTooLarge
 
 JSON = b"application/json"
+# What an HTTP header value may not hold: control characters (CR and LF split headers; h11 and httptools refuse
+# the others and drop the connection). Tab is allowed inside a value.
+_UNSAFE_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def safe_header_value(value) -> bytes:
+    """A header value that can always be sent: control characters become spaces, surrounding space is trimmed,
+    non-Latin-1 characters become "?"."""
+    text = _UNSAFE_VALUE.sub(" ", str(value)).strip(" \t")
+    return text.encode("latin-1", "replace")
+
+
+def expose_headers() -> bytes:
+    """`access-control-expose-headers`: every header of ours a browser client may read (settings, one list)."""
+    return ", ".join(settings.CORS_EXPOSE_HEADERS).encode("latin-1")
 
 
 class ClientGone(Exception):
@@ -66,7 +85,10 @@ class Responder:
         self.extra: list[tuple[bytes, bytes]] = []
 
     def add_header(self, name: str, value: str) -> None:
-        self.extra.append((name.encode("latin-1"), value.encode("latin-1", "replace")))
+        """Never emits an invalid header: a bad name is dropped, a value is made safe (see safe_header_value)."""
+        if not isinstance(name, str) or not _TOKEN.match(name):
+            return
+        self.extra.append((name.lower().encode("ascii"), safe_header_value(value)))
 
     def _headers(self, content_type: bytes, length: int | None) -> list[tuple[bytes, bytes]]:
         headers = [(b"content-type", content_type), *self.extra]
@@ -74,8 +96,7 @@ class Responder:
             headers.append((b"content-length", str(length).encode()))
         if self.cors:
             headers.append((b"access-control-allow-origin", b"*"))
-            headers.append((b"access-control-expose-headers",
-                            b"x-cb-request-id, x-cb-provider, x-cb-model, x-cb-route, x-cb-overhead-ms, retry-after"))
+            headers.append((b"access-control-expose-headers", expose_headers()))
         return headers
 
     async def json(self, status: int, payload: bytes) -> None:

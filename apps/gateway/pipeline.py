@@ -32,6 +32,11 @@ def upstream_body(body: dict, target: Target) -> dict:
     return out
 
 
+def provider_secrets(candidate: Candidate) -> list[str]:
+    """Every configured credential of the candidate's provider: scrubbed from its errors, whichever was sent."""
+    return [secret for _, secret in candidate.provider.keys if secret]
+
+
 def labels_from_metadata(ctx: RequestContext, body: dict, *, workflow_id: str | None = None,
                          agent_id: str | None = None) -> None:
     """Workflow and agent ids for the ledger: given by the caller, else the request's metadata."""
@@ -90,7 +95,8 @@ async def chat(rt: GatewayRuntime, ctx: RequestContext, body: dict, ordered: lis
     """One non-streamed completion, failing over across `ordered`; OpenRouter's `provider` field added."""
     async def call(candidate: Candidate, target: Target, timeout: float) -> dict:
         adapter = registry.get(candidate.provider.type)
-        return await rt.upstream.chat(adapter, target, upstream_body(body, target), timeout=timeout)
+        return await rt.upstream.chat(adapter, target, upstream_body(body, target), timeout=timeout,
+                                      secrets=provider_secrets(candidate))
 
     result = await attempt(ctx, ordered, call)
     ctx.usage = result.get("usage")
@@ -105,7 +111,8 @@ async def open_chat_stream(rt: GatewayRuntime, ctx: RequestContext, body: dict, 
     async def call(candidate: Candidate, target: Target, timeout: float):
         adapter = registry.get(candidate.provider.type)
         batches = rt.upstream.chat_stream_batches(adapter, target, upstream_body(body, target),
-                                                  ChunkFactory(target.model), timeout=timeout)
+                                                  ChunkFactory(target.model), timeout=timeout,
+                                                  secrets=provider_secrets(candidate))
         try:
             first = await anext(batches)
         except StopAsyncIteration:

@@ -6,6 +6,12 @@ from apps.core.errors import InvalidRequest
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 _NUMBER = (int, float)
+# Nesting deeper than this is refused (a 300-deep `metadata` once failed while encoding the upstream body: orjson
+# stops at 255); tool schemas and content parts stay far below it.
+MAX_DEPTH = 64
+METADATA_MAX_KEYS = 64
+METADATA_MAX_KEY_CHARS = 64
+METADATA_MAX_VALUE_CHARS = 4096
 
 
 def invalid(message: str, param: str | None, code: str | None = "invalid_value") -> InvalidRequest:
@@ -129,6 +135,42 @@ def _check_tools(body: dict) -> None:
         raise invalid(f"Invalid value for 'tool_choice': {choice!r}.", "tool_choice")
 
 
+def _has_control(text: str) -> bool:
+    return any(ord(c) < 0x20 or 0x7f <= ord(c) < 0xa0 for c in text)
+
+
+def _check_depth(body: dict) -> None:
+    """Refuse nesting deeper than MAX_DEPTH, naming the top-level field it is under."""
+    for name, value in body.items():
+        if not isinstance(value, dict | list):
+            continue
+        stack = [(value, 2)]
+        while stack:
+            node, depth = stack.pop()
+            if depth > MAX_DEPTH:
+                raise invalid(f"Invalid '{name}': nested more than {MAX_DEPTH} levels deep.", name,
+                              "too_deeply_nested")
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+
+
+def _check_metadata(body: dict) -> None:
+    metadata = body.get("metadata")
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict):
+        raise _type_error("metadata", "an object")
+    if len(metadata) > METADATA_MAX_KEYS:
+        raise invalid(f"Invalid 'metadata': at most {METADATA_MAX_KEYS} keys.", "metadata")
+    for key, value in metadata.items():
+        if len(key) > METADATA_MAX_KEY_CHARS:
+            raise invalid(f"Invalid 'metadata': keys are at most {METADATA_MAX_KEY_CHARS} characters.",
+                          f"metadata.{key[:METADATA_MAX_KEY_CHARS]}")
+        if isinstance(value, str) and len(value) > METADATA_MAX_VALUE_CHARS:
+            raise invalid(f"Invalid 'metadata.{key}': values are at most {METADATA_MAX_VALUE_CHARS} characters.",
+                          f"metadata.{key}")
+
+
 def _check_common(body: dict) -> None:
     model = body.get("model")
     if model is None:
@@ -137,6 +179,16 @@ def _check_common(body: dict) -> None:
         raise _type_error("model", "a non-empty string")
     if len(model) > 256:
         raise invalid("Invalid 'model': too long.", "model")
+    if _has_control(model):
+        # It would be sent upstream and echoed in the x-cb-model header, which cannot hold it.
+        raise invalid("Invalid 'model': must not contain control characters.", "model")
+    fallbacks = body.get("models")  # OpenRouter's fallback list
+    if isinstance(fallbacks, list):
+        for index, name in enumerate(fallbacks):
+            if isinstance(name, str) and _has_control(name):
+                raise invalid(f"Invalid 'models[{index}]': must not contain control characters.", f"models[{index}]")
+    _check_depth(body)
+    _check_metadata(body)
     user = body.get("user")
     if user is not None and not isinstance(user, str):
         raise _type_error("user", "a string")
@@ -180,8 +232,6 @@ def validate_chat(body) -> dict:
                           "response_format.json_schema", "missing_required_parameter")
     if body.get("logit_bias") is not None and not isinstance(body["logit_bias"], dict):
         raise _type_error("logit_bias", "an object")
-    if body.get("metadata") is not None and not isinstance(body["metadata"], dict):
-        raise _type_error("metadata", "an object")
     _check_tools(body)
     functions = body.get("functions")
     if functions is not None and not isinstance(functions, list):

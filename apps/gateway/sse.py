@@ -70,6 +70,10 @@ async def pump_events(ctx: RequestContext, respond: Responder, first, batches, *
             batch = await anext(batches, None)
     except UpstreamError as error:
         failure = error
+        # The 200 went out with the headers; the ledger and metrics must still say the stream failed, so the
+        # status and error are known before the last bytes (the finalizer records them there).
+        respond.status = error.status
+        ctx.error_code = error.code or error.type
         await respond.sse(sse_event(error.as_openai()))
     await respond.sse(SSE_DONE, last=True)
     return failure

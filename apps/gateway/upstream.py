@@ -1,29 +1,57 @@
-"""Sending adapter requests upstream: one pooled aiohttp session per process, errors made uniform."""
+"""Sending adapter requests upstream: one pooled aiohttp session per process, errors made uniform and scrubbed.
+
+Every upstream error leaves through here, so this is where the credentials we sent are scrubbed from it
+(`redaction`): the request's own, every other configured credential of the provider (the callers pass them as
+`secrets`), and every credential this process has sent to the same origin (a proxy or a provider that echoes
+headers, even an earlier request's).
+
+The pool: at most `pool_size` connections in use at once (our own gate, so that waiting for one is told apart
+from the upstream's time). The gateway's default is one per admitted request, so nobody waits; with a smaller
+pool, a request that cannot get a connection before its deadline is a 503 naming the pool, never an upstream
+timeout, and says nothing about the deployment's health.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from apps.providers.adapters.base import Adapter, ChunkFactory, Target, UpstreamError, UpstreamRequest
 
+from .redaction import request_secrets, scrub_error
+
 USER_AGENT = "cbplatform"
+
+
+def pool_exhausted(pool_size: int, waited: float) -> UpstreamError:
+    # Not retryable: another deployment needs a connection from the same pool, and the deployment is not at fault.
+    return UpstreamError(f"No upstream connection became free within {waited:.1f} s: all {pool_size} connections "
+                         f"of this gateway process's pool (CONNECTION_POOL_SIZE) are in use; retry shortly.",
+                         status=503, type="server_error", code="connection_pool_exhausted", retryable=False,
+                         headers={"retry-after": "1"})
 
 
 class Upstream:
     """Owns the HTTP connection pool (keep-alive, HTTP/1.1) to every upstream."""
 
-    def __init__(self, *, pool_size: int = 100, timeout: float = 60.0):
+    def __init__(self, *, pool_size: int = 10000, timeout: float = 60.0):
         self.pool_size = pool_size
         self.timeout = timeout
         self._session: aiohttp.ClientSession | None = None
+        self._slots = asyncio.Semaphore(pool_size)
+        self.sent_secrets: set[str] = set()  # every credential sent (the log filter scrubs these)
+        self._origin_secrets: dict[str, set[str]] = {}
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self.pool_size, limit_per_host=self.pool_size,
-                                             ttl_dns_cache=300, keepalive_timeout=30, enable_cleanup_closed=True)
+            # No connector limit: the semaphore is the pool's gate (aiohttp's own wait counts as "connect" time).
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=30,
+                                             enable_cleanup_closed=True)
             self._session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
                                                   headers={"User-Agent": USER_AGENT}, auto_decompress=True)
         return self._session
@@ -32,6 +60,33 @@ class Upstream:
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
+
+    # ---- credentials -------------------------------------------------------------------------------------
+    def _secrets_for(self, request: UpstreamRequest, target: Target | None = None,
+                     extra: Iterable[str] = ()) -> set[str]:
+        """Remember the request's credentials; all those known for its origin (plus `extra`) to scrub with."""
+        mine = request_secrets(request.headers)
+        if target is not None and target.api_key:
+            mine.add(target.api_key)
+        mine.update(s for s in extra if s)
+        parts = urlsplit(request.url)
+        known = self._origin_secrets.setdefault(f"{parts.scheme}://{parts.netloc}", set())
+        known.update(mine)
+        self.sent_secrets.update(mine)
+        return set(known)
+
+    # ---- the pool ------------------------------------------------------------------------------------
+    async def _slot(self, limit: float) -> float:
+        """Take a pool slot within `limit` seconds; returns the time spent waiting."""
+        if not self._slots.locked():
+            await self._slots.acquire()
+            return 0.0
+        began = time.perf_counter()
+        try:
+            await asyncio.wait_for(self._slots.acquire(), max(0.001, limit))
+        except TimeoutError:
+            raise pool_exhausted(self.pool_size, time.perf_counter() - began) from None
+        return time.perf_counter() - began
 
     async def _open(self, request: UpstreamRequest, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
         try:
@@ -59,35 +114,69 @@ class Upstream:
         finally:
             response.release()
 
-    async def fetch(self, adapter: Adapter, request: UpstreamRequest, *, timeout: float | None = None) -> bytes:
+    # ---- whole responses -------------------------------------------------------------------------------
+    async def fetch(self, adapter: Adapter, request: UpstreamRequest, *, timeout: float | None = None,
+                    target: Target | None = None, secrets: Iterable[str] = ()) -> bytes:
         """Send, read the whole body; an upstream error status becomes the adapter's UpstreamError."""
-        response = await self._open(request, aiohttp.ClientTimeout(total=timeout or self.timeout))
-        payload = await self._read(response)
-        if response.status >= 400:
-            raise adapter.error(response.status, payload, response.headers)
-        return payload
+        known = self._secrets_for(request, target, secrets)
+        limit = timeout or self.timeout
+        try:
+            waited = await self._slot(limit)
+            try:
+                response = await self._open(request, aiohttp.ClientTimeout(total=max(0.001, limit - waited)))
+                payload = await self._read(response)
+            finally:
+                self._slots.release()
+            if response.status >= 400:
+                raise adapter.error(response.status, payload, response.headers)
+            return payload
+        except UpstreamError as error:
+            raise scrub_error(error, known) from None
 
-    async def chat(self, adapter: Adapter, target: Target, body: dict, *, timeout: float | None = None) -> dict:
+    async def chat(self, adapter: Adapter, target: Target, body: dict, *, timeout: float | None = None,
+                   secrets: Iterable[str] = ()) -> dict:
+        """`secrets`: the provider's other configured credentials, scrubbed too."""
         if adapter.local:
             return await adapter.complete(body, target)
-        payload = await self.fetch(adapter, adapter.chat_request(body, target, stream=False), timeout=timeout)
-        return adapter.chat_response(payload, target)
+        request = adapter.chat_request(body, target, stream=False)
+        payload = await self.fetch(adapter, request, timeout=timeout, target=target, secrets=secrets)
+        try:
+            return adapter.chat_response(payload, target)
+        except UpstreamError as error:
+            raise scrub_error(error, self._secrets_for(request, target, secrets)) from None
 
-    async def embeddings(self, adapter: Adapter, target: Target, body: dict, *, timeout: float | None = None) -> dict:
+    async def embeddings(self, adapter: Adapter, target: Target, body: dict, *, timeout: float | None = None,
+                         secrets: Iterable[str] = ()) -> dict:
         if adapter.local:
             return await adapter.embed(body, target)
-        payload = await self.fetch(adapter, adapter.embeddings_request(body, target), timeout=timeout)
-        return adapter.embeddings_response(payload, target, body)
+        request = adapter.embeddings_request(body, target)
+        payload = await self.fetch(adapter, request, timeout=timeout, target=target, secrets=secrets)
+        try:
+            return adapter.embeddings_response(payload, target, body)
+        except UpstreamError as error:
+            raise scrub_error(error, self._secrets_for(request, target, secrets)) from None
 
+    # ---- streams -----------------------------------------------------------------------------------------
     async def open_stream(self, adapter: Adapter, request: UpstreamRequest, *,
                           timeout: float | None = None) -> aiohttp.ClientResponse:
-        """Connect and check the status; the caller iterates the body. Errors before the body raise here."""
+        """Connect and check the status; the caller iterates the body and then calls `close_stream`. Errors
+        before the body raise here (unscrubbed: `stream_request_batches` scrubs)."""
         limit = timeout or self.timeout
-        response = await self._open(request, aiohttp.ClientTimeout(total=None, connect=limit, sock_read=limit))
-        if response.status >= 400:
-            payload = await self._read(response)
-            raise adapter.error(response.status, payload, response.headers)
+        waited = await self._slot(limit)
+        try:
+            limit = max(0.001, limit - waited)
+            response = await self._open(request, aiohttp.ClientTimeout(total=None, connect=limit, sock_read=limit))
+            if response.status >= 400:
+                payload = await self._read(response)
+                raise adapter.error(response.status, payload, response.headers)
+        except BaseException:
+            self._slots.release()
+            raise
         return response
+
+    def close_stream(self, response: aiohttp.ClientResponse) -> None:
+        response.close()
+        self._slots.release()
 
     async def chat_stream(self, adapter: Adapter, target: Target, body: dict, chunks: ChunkFactory, *,
                           timeout: float | None = None) -> AsyncIterator[dict]:
@@ -101,7 +190,8 @@ class Upstream:
             await batches.aclose()
 
     async def chat_stream_batches(self, adapter: Adapter, target: Target, body: dict, chunks: ChunkFactory, *,
-                                  timeout: float | None = None) -> AsyncIterator[list[dict]]:
+                                  timeout: float | None = None,
+                                  secrets: Iterable[str] = ()) -> AsyncIterator[list[dict]]:
         """The same, one list per upstream read, so the gateway can write each read with one send."""
         if adapter.local:
             async for chunk in adapter.stream(body, target, chunks):
@@ -109,7 +199,7 @@ class Upstream:
             return
         request = adapter.chat_request(body, target, stream=True)
         async for batch in self.stream_request_batches(adapter, request, adapter.chat_stream(target, chunks),
-                                                       timeout=timeout):
+                                                       timeout=timeout, target=target, secrets=secrets):
             yield batch
 
     async def stream_request(self, adapter: Adapter, request: UpstreamRequest, translator, *,
@@ -123,8 +213,13 @@ class Upstream:
             await batches.aclose()
 
     async def stream_request_batches(self, adapter: Adapter, request: UpstreamRequest, translator, *,
-                                     timeout: float | None = None) -> AsyncIterator[list[dict]]:
-        response = await self.open_stream(adapter, request, timeout=timeout)
+                                     timeout: float | None = None, target: Target | None = None,
+                                     secrets: Iterable[str] = ()) -> AsyncIterator[list[dict]]:
+        known = self._secrets_for(request, target, secrets)
+        try:
+            response = await self.open_stream(adapter, request, timeout=timeout)
+        except UpstreamError as error:
+            raise scrub_error(error, known) from None
         try:
             async for data in response.content.iter_any():
                 batch = translator.feed(data)
@@ -133,6 +228,8 @@ class Upstream:
             batch = translator.close()
             if batch:
                 yield batch
+        except UpstreamError as error:  # the upstream's in-stream error event
+            raise scrub_error(error, known) from None
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamError("Upstream provider timed out mid-stream.", status=504, type="timeout",
                                 code="upstream_timeout", retryable=True) from None
@@ -140,4 +237,4 @@ class Upstream:
             raise UpstreamError("Upstream connection failed mid-stream.", status=502, type="upstream_error",
                                 code="upstream_connection_error", retryable=True) from None
         finally:
-            response.close()
+            self.close_stream(response)

@@ -63,7 +63,8 @@ ENABLE_SMART_ROUTING = env.bool("ENABLE_SMART_ROUTING", default=True)
 ENABLE_COST_OPTIMIZATION = env.bool("ENABLE_COST_OPTIMIZATION", default=True)
 REQUEST_TIMEOUT_SECONDS = env.float("REQUEST_TIMEOUT_SECONDS", default=60.0, minimum=0.1)
 MAX_CONCURRENT_REQUESTS = env.int("MAX_CONCURRENT_REQUESTS", default=10000, minimum=1)
-CONNECTION_POOL_SIZE = env.int("CONNECTION_POOL_SIZE", default=100, minimum=1)
+# Upstream connections in use at once per worker; by default one per admitted request (no hidden cap).
+CONNECTION_POOL_SIZE = env.int("CONNECTION_POOL_SIZE", default=MAX_CONCURRENT_REQUESTS, minimum=1)
 RATE_LIMIT_PER_MINUTE = env.int("RATE_LIMIT_PER_MINUTE", default=0, minimum=0)  # 0 = unlimited
 BURST_ALLOWANCE = env.int("BURST_ALLOWANCE", default=0, minimum=0)
 RATE_LIMIT_GLOBAL_PER_MINUTE = env.int("RATE_LIMIT_GLOBAL_PER_MINUTE", default=0, minimum=0)  # 0 = unlimited
@@ -199,6 +200,12 @@ LOGIN_URL = "/admin/login/"
 
 CORS_ALLOW_ALL_ORIGINS = CORS_ENABLED
 CORS_URLS_REGEX = r"^/(v1|api|graphql)/.*$"
+# Every response header a browser client may need to read (the /v1 gateway sends the same list).
+CORS_EXPOSE_HEADERS = [
+    "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests",
+    "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens",
+    "x-cb-request-id", "x-cb-provider", "x-cb-model", "x-cb-route", "x-cb-overhead-ms", "retry-after",
+]
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

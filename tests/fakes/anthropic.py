@@ -160,7 +160,8 @@ class FakeAnthropic(FakeProvider):
             return web.json_response(anthropic_error(400, problem), status=400)
         conv = normalize(body)
         directives = parse_directives(conv.last_user_text)
-        early = await self.misbehave(request, directives, anthropic_error)
+        early = await self.misbehave(request, directives, lambda status: anthropic_error(
+            status, self.echo(request, f"fake anthropic error {status}")))
         if early is not None:
             return early
         reply = brain(conv, tag=self.tag)
@@ -197,7 +198,8 @@ class FakeAnthropic(FakeProvider):
                 lambda piece: sse("content_block_delta", {"type": "content_block_delta", "index": 0,
                                                           "delta": {"type": "text_delta", "text": piece}}),
                 render_error=lambda: sse("error", {"type": "error",
-                                                   "error": {"type": "overloaded_error", "message": "Overloaded"}}))
+                                                   "error": {"type": "overloaded_error",
+                                                             "message": self.echo(request, "Overloaded")}}))
             if not completed:
                 return response
             if end_after:

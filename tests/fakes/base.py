@@ -13,18 +13,26 @@ Directives in the last user message make a fake misbehave on command:
   !error-after 2              stream 2 content pieces, then the protocol's in-stream error event
   !filter                     the provider's content-filter / safety block
   !slow 0.05                  wait that long between stream pieces
+
+`hostile = True` makes a fake (or a proxy in front of it) echo credentials into every error body and in-stream
+error: the Authorization / x-api-key / api-key headers it received, and every key it has ever seen, bare,
+URL-encoded and as base64 of `user:key` (as Basic auth carries it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import socket
 import threading
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 import orjson
 from aiohttp import web
+
+CREDENTIAL_HEADERS = ("Authorization", "x-api-key", "api-key", "x-goog-api-key")
 
 
 @dataclass
@@ -159,6 +167,8 @@ class FakeProvider:
         self.active_streams = 0
         self.cancelled_streams = 0
         self.forced = ""  # directives applied to every request, e.g. "!status 500" for a deployment that is down
+        self.hostile = False  # echo credentials into error bodies (see the module's docstring)
+        self.seen_keys: list[str] = []
 
     @property
     def url(self) -> str:
@@ -205,7 +215,22 @@ class FakeProvider:
             body = None
         self.requests.append({"method": request.method, "path": request.path, "query": dict(request.query),
                               "headers": dict(request.headers), "json": body})
+        for name in CREDENTIAL_HEADERS:
+            value = request.headers.get(name, "")
+            key = value[7:] if value.startswith("Bearer ") else value
+            if key and key not in self.seen_keys:
+                self.seen_keys.append(key)
         return body
+
+    def echo(self, request: web.Request, message: str) -> str:
+        """`message`, plus every credential received when the fake is hostile."""
+        if not self.hostile:
+            return message
+        parts = [f"{name}: {request.headers.get(name, '')}" for name in CREDENTIAL_HEADERS]
+        for key in self.seen_keys:
+            basic = base64.b64encode(f"proxy-user:{key}".encode()).decode()
+            parts.append(f"seen {key} urlencoded {quote(key, safe='')} basic {basic}")
+        return f"{message} [request had {'; '.join(parts)}]"
 
     async def misbehave(self, request: web.Request, directives: Directives, error_body) -> web.StreamResponse | None:
         """Apply !hang/!reset/!status; returns a response to send, or None to carry on."""

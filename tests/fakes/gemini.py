@@ -257,7 +257,8 @@ class FakeGemini(FakeProvider):
         conv = normalize(body)
         conv.model = model
         directives = parse_directives(conv.last_user_text)
-        early = await self.misbehave(request, directives, gemini_error)
+        early = await self.misbehave(request, directives, lambda status: gemini_error(
+            status, self.echo(request, MESSAGES.get(status, f"fake gemini error {status}"))))
         if early is not None:
             return early
         reply = brain(conv, tag=self.tag)
@@ -297,7 +298,8 @@ class FakeGemini(FakeProvider):
             await response.write(event(final))
             return response
         await self.stream_pieces(request, response, reply, directives, render_piece,
-                                 render_error=lambda: event(gemini_error(500)))
+                                 render_error=lambda: event(gemini_error(
+                                     500, self.echo(request, MESSAGES.get(500, "fake gemini error 500")))))
         return response
 
     def embeddings(self, body, model: str) -> web.Response:

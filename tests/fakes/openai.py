@@ -77,13 +77,15 @@ class FakeOpenAI(FakeProvider):
     async def chat(self, request: web.Request) -> web.StreamResponse:
         body = await self.record(request)
         if not self.authorized(request):
-            return web.json_response(openai_error(401, "Incorrect API key provided: sk-fake***."), status=401)
+            return web.json_response(openai_error(401, self.echo(request, "Incorrect API key provided: sk-fake***.")),
+                                     status=401)
         problem = self.validate(body)
         if problem:
-            return web.json_response(openai_error(400, problem), status=400)
+            return web.json_response(openai_error(400, self.echo(request, problem)), status=400)
         conv = normalize(body)
         directives = parse_directives(f"{conv.last_user_text} {self.forced}")
-        early = await self.misbehave(request, directives, openai_error)
+        early = await self.misbehave(request, directives, lambda status: openai_error(
+            status, self.echo(request, f"fake openai error {status}")))
         if early is not None:
             return early
         reply = brain(conv, tag=self.tag)
@@ -126,7 +128,8 @@ class FakeOpenAI(FakeProvider):
                                                             "function": {"arguments": arguments[start:start + 10]}}]}))
         completed = await self.stream_pieces(
             request, response, reply, directives, lambda piece: chunk({"content": piece}),
-            render_error=lambda: b"data: " + orjson.dumps(openai_error(500, "stream broke")) + b"\n\n")
+            render_error=lambda: b"data: " + orjson.dumps(openai_error(500, self.echo(request, "stream broke")))
+            + b"\n\n")
         if not completed:
             return response
         await response.write(chunk({}, reply.finish_reason))

@@ -37,10 +37,12 @@ async def completions(rt: GatewayRuntime, call: Call) -> None:
     async def call_upstream(candidate: Candidate, target: Target, timeout: float):
         adapter = registry.get(candidate.provider.type)
         request = adapter.completions_request(pipeline.upstream_body(body, target), target, stream=stream)
+        secrets = pipeline.provider_secrets(candidate)
         if not stream:
-            return await rt.upstream.fetch(adapter, request, timeout=timeout)
+            return await rt.upstream.fetch(adapter, request, timeout=timeout, target=target, secrets=secrets)
         translator = adapter.completions_stream(target, ChunkFactory(target.model))
-        batches = rt.upstream.stream_request_batches(adapter, request, translator, timeout=timeout)
+        batches = rt.upstream.stream_request_batches(adapter, request, translator, timeout=timeout, target=target,
+                                                     secrets=secrets)
         try:
             return batches, await anext(batches, None)
         except BaseException:

@@ -31,7 +31,8 @@ async def embeddings(rt: GatewayRuntime, call: Call) -> None:
 
     async def call_upstream(candidate: Candidate, target: Target, timeout: float) -> dict:
         return await rt.upstream.embeddings(registry.get(candidate.provider.type), target,
-                                            pipeline.upstream_body(body, target), timeout=timeout)
+                                            pipeline.upstream_body(body, target), timeout=timeout,
+                                            secrets=pipeline.provider_secrets(candidate))
 
     result = await attempt(ctx, candidates, call_upstream)
     ctx.usage = result.get("usage")
