@@ -36,9 +36,15 @@ def exception_handler(exc, context):
     return Response({"detail": "Internal server error."}, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
 
 
+class _OptionalSlashRouter(SimpleRouter):
+    def __init__(self):
+        super().__init__()
+        self.trailing_slash = "/?"  # DRF's constructor turns any truthy value into "/"
+
+
 def api_router() -> SimpleRouter:
     """Every /api route answers with and without its trailing slash (no empty 301 for `…/summary`)."""
-    return SimpleRouter(trailing_slash="/?")
+    return _OptionalSlashRouter()
 
 
 class StrictFieldsMixin:
