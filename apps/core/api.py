@@ -47,9 +47,10 @@ def api_router() -> SimpleRouter:
     return _OptionalSlashRouter()
 
 
+# Unknown body fields and read-only ones are a 400 naming them: a mistyped field must not be silently dropped
+# (a virtual model posted with a wrong field name was created empty), nor a read-only one ignored. (A comment,
+# not a docstring: drf-spectacular would make it the description of every schema component.)
 class StrictFieldsMixin:
-    """Unknown body fields and read-only ones are a 400 naming them: a mistyped field must not be silently
-    dropped (a virtual model posted with a wrong field name was created empty), nor a read-only one ignored."""
 
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
@@ -60,6 +61,8 @@ class StrictFieldsMixin:
                     errors[name] = ["Unknown field."]
                 elif field.read_only and not self._echoes(field, data[name]):
                     errors[name] = ["This field is read-only."]
+                elif (wrong := _json_type_error(field, data[name])) is not None:
+                    errors[name] = [wrong]
             if errors:
                 raise exceptions.ValidationError(dict(sorted(errors.items())))
         return super().to_internal_value(data)
@@ -78,12 +81,28 @@ class StrictFieldsMixin:
         return current == value or (current is None and value is None) or _json_equal(current, value)
 
 
+def _json_type_error(field, value) -> str | None:
+    """JSON bodies carry real types: DRF would take "false", 0 or "12" for a boolean or an integer, and 12 for a
+    string, which the schema (and a client reading it) says are wrong."""
+    if value is None:
+        return None  # the field's own allow_null check answers
+    if isinstance(field, serializers.BooleanField) and not isinstance(value, bool):
+        return "Must be true or false."
+    if isinstance(field, serializers.IntegerField | serializers.FloatField) and (
+            isinstance(value, bool) or not isinstance(value, int | float)):
+        return "Must be a number."
+    if isinstance(field, serializers.CharField) and not isinstance(value, str):
+        return "Must be a string."
+    return None
+
+
 def _json_equal(a, b) -> bool:
     import json  # noqa: PLC0415 - only for the rare echoed read-only field
 
     return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 
+# The base classes every API serializer derives from.
 class StrictSerializer(StrictFieldsMixin, serializers.Serializer):
     pass
 
@@ -129,12 +148,29 @@ class StrictLimitOffsetPagination(LimitOffsetPagination):
         return parameters
 
 
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+# What the API's JSON fields hold (drf-spectacular says "anything, null included" for a JSONField).
+JSON_FIELD_TYPES = {
+    "options": {"type": "object"}, "constraints": {"type": "object"}, "conditions": {"type": "object"},
+    "params": {"type": "object"}, "data": {"type": "object"}, "metadata": {"type": "object"},
+    "facts": {"type": "object"}, "candidates": _STRINGS, "fallbacks": _STRINGS, "aliases": _STRINGS,
+    "tags": _STRINGS, "alertThresholds": {"type": "array", "items": {"type": "number", "minimum": 0.01,
+                                                                     "maximum": 100}},
+    "condition": {"oneOf": [{"type": "object"}, {"type": "array"}, {"type": "string", "minLength": 1}]},
+}
+
+
 def close_request_bodies(result, generator, request, public):
     """drf-spectacular postprocessing hook: request bodies accept no other properties (the API answers 400 on
-    unknown fields, so the schema says so)."""
+    unknown fields, so the schema says so), and JSON fields say what they hold."""
     for name, component in result.get("components", {}).get("schemas", {}).items():
-        if name.endswith("Request") and component.get("type") == "object" and "additionalProperties" not in component:
-            component["additionalProperties"] = False
+        if not name.endswith("Request") or component.get("type") != "object":
+            continue
+        component.setdefault("additionalProperties", False)
+        for prop_name, prop in component.get("properties", {}).items():
+            typed = JSON_FIELD_TYPES.get(prop_name)
+            if typed and not ({"type", "$ref", "oneOf", "anyOf", "allOf"} & set(prop)):
+                prop.update(typed)
     return result
 
 
@@ -155,12 +191,21 @@ def document_errors(result, generator, request, public):
     exception handler above renders all of them in one shape), so clients and schemathesis see the truth."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas.setdefault("Error", ERROR_BODY)
+    error = {"$ref": "#/components/schemas/Error"}
     for operations in result.get("paths", {}).values():
         for operation in operations.values():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
+            # Errors are rendered in whatever the operation renders (the YAML export answers its 404 in YAML).
+            types = {t for code, answer in operation["responses"].items() if code.startswith("2")
+                     for t in (answer.get("content") or {})} or {"application/json"}
             for status_code, description in _ERRORS.items():
                 operation["responses"].setdefault(status_code, {
-                    "description": description,
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+                    "description": description, "content": {t: {"schema": error} for t in sorted(types)}})
+            for parameter in operation.get("parameters", ()):
+                if parameter.get("in") == "query" and parameter.get("name") == "limit":
+                    parameter["schema"].setdefault("minimum", 1)
+                    parameter["schema"].setdefault("maximum", 1000)
+                if parameter.get("in") == "query" and parameter.get("required"):
+                    parameter["schema"].setdefault("minLength", 1)
     return result
