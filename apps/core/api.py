@@ -174,7 +174,8 @@ def close_request_bodies(result, generator, request, public):
     return result
 
 
-ERROR_BODY = {"type": "object", "properties": {"detail": {}, "code": {"type": "string"}, "param": {"type": "string"}},
+ERROR_BODY = {"type": "object", "properties": {"detail": {}, "code": {"type": "string", "nullable": True},
+                                                "param": {"type": "string", "nullable": True}},
               "additionalProperties": True,
               "description": "`{\"detail\", \"code\"}`; a 400 from field validation maps each field to its messages."}
 _ERRORS = {"400": "Invalid input: the body, a field or a query parameter (named in the answer).",

@@ -16,6 +16,7 @@ from tests.factories import admin_api, api_key
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
+CONFIG = Path(__file__).with_name("schemathesis.toml")
 # Fuzzing these would revoke or re-scope the very key the run authenticates with.
 EXCLUDED_PATHS = r"^/api/keys/\{"
 
@@ -40,7 +41,8 @@ def test_schemathesis_finds_nothing(server_factory, tmp_path):
     secret = _tenant_with_data()
     server = server_factory()
     result = subprocess.run(
-        [str(SCHEMATHESIS), "--no-color", "run", f"{server.url}/api/schema/", "-H", f"Authorization: Bearer {secret}",
+        [str(SCHEMATHESIS), "--no-color", "--config-file", str(CONFIG), "run", f"{server.url}/api/schema/",
+         "-H", f"Authorization: Bearer {secret}",
          "--max-examples", "10", "--workers", "2", "--phases", "examples,coverage,fuzzing",
          "--exclude-path-regex", EXCLUDED_PATHS, "--seed", "1"],
         cwd=tmp_path, capture_output=True, text=True, timeout=240)
