@@ -151,5 +151,6 @@ def test_legacy_completions_are_listed_truthfully(embedded):
     import httpx
 
     assert "the built-in `simulated` provider does not serve it" in README
-    response = httpx.post(f"{embedded.url}/v1/completions", json={"model": "simulated-echo", "prompt": "Hi"}, timeout=10)
+    response = httpx.post(f"{embedded.url}/v1/completions", json={"model": "simulated-echo", "prompt": "Hi"},
+                          timeout=10)
     assert response.status_code == 400 and response.json()["error"]["code"] == "model_not_supported"

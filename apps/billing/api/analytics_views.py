@@ -38,7 +38,7 @@ def money(value: Decimal) -> float:
 
 def _day(request, name: str) -> date | None:
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
     try:
         if len(raw) != 10:
