@@ -304,7 +304,7 @@ class TokenViewSet(_WorkflowsApi):
         return Response(_fire_response(result))
 
     @extend_schema(responses=HistorySerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)  # the whole history, a plain list
     def history(self, request, pk=None):
         token = token_access_by_id(self.tenant, pk)
         return Response(HistorySerializer(selectors.token_history(token=token), many=True).data)
