@@ -1,6 +1,8 @@
 from django.contrib import admin
+from django.http import JsonResponse
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
+from django.views.defaults import page_not_found
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from graphene_django.views import GraphQLView
 
@@ -25,3 +27,11 @@ urlpatterns = [
 
 admin.site.site_header = "cbplatform administration"
 admin.site.site_title = "cbplatform"
+
+
+def handler404(request, exception=None):
+    """/api/… answers a JSON 404 in the API's error shape for any unmatched path (e.g. `/api/providers/a.b/`);
+    other paths keep Django's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+    return page_not_found(request, exception)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
+from rest_framework.routers import SimpleRouter
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from apps.core.errors import ApiError
@@ -31,3 +34,179 @@ def exception_handler(exc, context):
     view = context.get("view")
     logger.exception("unhandled error in %s", type(view).__name__ if view else "api view")
     return Response({"detail": "Internal server error."}, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+class _OptionalSlashRouter(SimpleRouter):
+    def __init__(self):
+        super().__init__()
+        self.trailing_slash = "/?"  # DRF's constructor turns any truthy value into "/"
+
+
+def api_router() -> SimpleRouter:
+    """Every /api route answers with and without its trailing slash (no empty 301 for `…/summary`)."""
+    return _OptionalSlashRouter()
+
+
+# Unknown body fields and read-only ones are a 400 naming them: a mistyped field must not be silently dropped
+# (a virtual model posted with a wrong field name was created empty), nor a read-only one ignored. (A comment,
+# not a docstring: drf-spectacular would make it the description of every schema component.)
+class StrictFieldsMixin:
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            errors = {}
+            for name in data:
+                field = self.fields.get(name)
+                if field is None:
+                    errors[name] = ["Unknown field."]
+                elif field.read_only and not self._echoes(field, data[name]):
+                    errors[name] = ["This field is read-only."]
+                elif (wrong := _json_type_error(field, data[name])) is not None:
+                    errors[name] = [wrong]
+            if errors:
+                raise exceptions.ValidationError(dict(sorted(errors.items())))
+        return super().to_internal_value(data)
+
+    def _echoes(self, field, value) -> bool:
+        """GET, edit, PUT back stays possible: a read-only field sent with the value it has is no attempt to
+        change it."""
+        if getattr(self, "instance", None) is None or isinstance(self.instance, list | tuple):
+            return False
+        if isinstance(field, serializers.SerializerMethodField):
+            return True  # derived figures (usage, period bounds) are recomputed, never stored
+        try:
+            current = field.to_representation(field.get_attribute(self.instance))
+        except Exception:  # noqa: BLE001 - a field that cannot be read back cannot be echoed either
+            return False
+        return current == value or (current is None and value is None) or _json_equal(current, value)
+
+
+def _json_type_error(field, value) -> str | None:
+    """JSON bodies carry real types: DRF would take "false", 0 or "12" for a boolean or an integer, and 12 for a
+    string, which the schema (and a client reading it) says are wrong."""
+    if value is None:
+        return None  # the field's own allow_null check answers
+    if isinstance(field, serializers.BooleanField) and not isinstance(value, bool):
+        return "Must be true or false."
+    if isinstance(field, serializers.IntegerField | serializers.FloatField) and (
+            isinstance(value, bool) or not isinstance(value, int | float)):
+        return "Must be a number."
+    if isinstance(field, serializers.CharField) and not isinstance(value, str):
+        return "Must be a string."
+    return None
+
+
+def _json_equal(a, b) -> bool:
+    import json  # noqa: PLC0415 - only for the rare echoed read-only field
+
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+# The base classes every API serializer derives from.
+class StrictSerializer(StrictFieldsMixin, serializers.Serializer):
+    pass
+
+
+class StrictModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    pass
+
+
+class StrictLimitOffsetPagination(LimitOffsetPagination):
+    """`?limit=` (1…MAX) and `?offset=` (0…) must be integers: `?offset=null` or `?limit=-1` is a 400, not a
+    silently ignored parameter."""
+
+    max_limit = 1000
+
+    def _integer(self, request, name: str, minimum: int, maximum: int | None = None) -> int | None:
+        raw = request.query_params.get(name)
+        if raw is None:
+            return None
+        try:
+            value = int(raw)
+        except ValueError:
+            value = None
+        if value is None or value < minimum or (maximum is not None and value > maximum) \
+                or not raw.strip().lstrip("+").isdigit():
+            bound = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
+            raise exceptions.ValidationError({name: [f"Expected an integer {bound}."]})
+        return value
+
+    def get_limit(self, request):
+        value = self._integer(request, self.limit_query_param, 1, self.max_limit)
+        return self.default_limit if value is None else value
+
+    def get_offset(self, request):
+        return self._integer(request, self.offset_query_param, 0) or 0
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.limit_query_param:
+                parameter["schema"].update(minimum=1, maximum=self.max_limit)
+            elif parameter["name"] == self.offset_query_param:
+                parameter["schema"].update(minimum=0)
+        return parameters
+
+
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+# What the API's JSON fields hold (drf-spectacular says "anything, null included" for a JSONField).
+JSON_FIELD_TYPES = {
+    "options": {"type": "object"}, "constraints": {"type": "object"}, "conditions": {"type": "object"},
+    "params": {"type": "object"}, "data": {"type": "object"}, "metadata": {"type": "object"},
+    "facts": {"type": "object"}, "candidates": _STRINGS, "fallbacks": _STRINGS, "aliases": _STRINGS,
+    "tags": _STRINGS, "alertThresholds": {"type": "array", "items": {"type": "number", "minimum": 0.01,
+                                                                     "maximum": 100}},
+    "condition": {"oneOf": [{"type": "object"}, {"type": "array"}, {"type": "string", "minLength": 1}]},
+}
+
+
+def close_request_bodies(result, generator, request, public):
+    """drf-spectacular postprocessing hook: request bodies accept no other properties (the API answers 400 on
+    unknown fields, so the schema says so), and JSON fields say what they hold."""
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        if not name.endswith("Request") or component.get("type") != "object":
+            continue
+        component.setdefault("additionalProperties", False)
+        for prop_name, prop in component.get("properties", {}).items():
+            typed = JSON_FIELD_TYPES.get(prop_name)
+            if typed and not ({"type", "$ref", "oneOf", "anyOf", "allOf"} & set(prop)):
+                prop.update(typed)
+    return result
+
+
+ERROR_BODY = {"type": "object", "properties": {"detail": {}, "code": {"type": "string", "nullable": True},
+                                                "param": {"type": "string", "nullable": True}},
+              "additionalProperties": True,
+              "description": "`{\"detail\", \"code\"}`; a 400 from field validation maps each field to its messages."}
+_ERRORS = {"400": "Invalid input: the body, a field or a query parameter (named in the answer).",
+           "401": "No or an invalid API key / session.",
+           "403": "Authenticated but not allowed (scope, staff-only, a global row).",
+           "404": "No such object for this tenant (another tenant's answers the same).",
+           "405": "Method not allowed here.",
+           "409": "Conflict: a duplicate, or another writer changed it first.",
+           "429": "Rate limited."}
+
+
+def document_errors(result, generator, request, public):
+    """drf-spectacular postprocessing hook: every operation documents the error answers any view can give (the
+    exception handler above renders all of them in one shape), so clients and schemathesis see the truth."""
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault("Error", ERROR_BODY)
+    error = {"$ref": "#/components/schemas/Error"}
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            # Errors are rendered in whatever the operation renders (the YAML export answers its 404 in YAML).
+            types = {t for code, answer in operation["responses"].items() if code.startswith("2")
+                     for t in (answer.get("content") or {})} or {"application/json"}
+            for status_code, description in _ERRORS.items():
+                operation["responses"].setdefault(status_code, {
+                    "description": description, "content": {t: {"schema": error} for t in sorted(types)}})
+            for parameter in operation.get("parameters", ()):
+                if parameter.get("in") == "query" and parameter.get("name") == "limit":
+                    parameter["schema"].setdefault("minimum", 1)
+                    parameter["schema"].setdefault("maximum", 1000)
+                if parameter.get("in") == "query" and parameter.get("required"):
+                    parameter["schema"].setdefault("minLength", 1)
+    return result

@@ -114,3 +114,43 @@ def test_workflow_examples(embedded):
     fire = fire.split("\n# ")[0].replace("$CB_KEY", secret).replace("<token>", str(token)).replace("\\\n", " ")
     fired = json.loads(subprocess.run(shlex.split(fire), capture_output=True, text=True, timeout=30).stdout)
     assert fired["token"]["id"] == token and fired["token"]["place"] == "pending_review"
+
+
+def _run_curl(command: str) -> str:
+    result = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_management_api_examples(embedded):
+    """Every `/api` curl outside the Workflows section, as written, with the demo key (and ids from answers)."""
+    import json
+
+    secret = re.search(r"demo API key \(shown once\): (cb-\S+)", embedded.output()).group(1)
+    outside_workflows = README.split("## Workflows", 1)[0] + README.split("## What is where", 1)[1]
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", outside_workflows, flags=re.S):
+        joined = localize(block, embedded).replace("\\\n", " ")
+        commands += [line for line in joined.splitlines() if line.startswith("curl ") and "/api/" in line]
+    assert len(commands) >= 7, commands
+    ids: dict[str, str] = {}
+    for written in commands:
+        command = written.replace("$CB_KEY", secret)
+        for name, value in ids.items():
+            command = command.replace(f"<{name}>", value)
+        answer = json.loads(_run_curl(command))
+        assert isinstance(answer, dict) and "detail" not in answer, (command, answer)
+        assert ("id" in answer or "budgetId" in answer) if " -d " in command else answer, (command, answer)
+        if "/api/providers/" in command and "-d" in command:
+            ids["provider"] = str(answer["id"])
+            assert answer["owner"] == "tenant"
+    assert ids
+
+
+def test_legacy_completions_are_listed_truthfully(embedded):
+    import httpx
+
+    assert "the built-in `simulated` provider does not serve it" in README
+    response = httpx.post(f"{embedded.url}/v1/completions", json={"model": "simulated-echo", "prompt": "Hi"},
+                          timeout=10)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "model_not_supported"

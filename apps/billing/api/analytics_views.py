@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, permissions
 from rest_framework.response import Response
@@ -25,8 +26,9 @@ MAX_DAYS = 366
 MAX_LIMIT = 1000
 
 RANGE_PARAMETERS = [
-    OpenApiParameter("start", str, description="First UTC day, YYYY-MM-DD (default: 30 days before end)."),
-    OpenApiParameter("end", str, description="Last UTC day, YYYY-MM-DD, inclusive (default: today)."),
+    OpenApiParameter("start", OpenApiTypes.DATE,
+                     description="First UTC day, YYYY-MM-DD (default: 30 days before end)."),
+    OpenApiParameter("end", OpenApiTypes.DATE, description="Last UTC day, YYYY-MM-DD, inclusive (default: today)."),
 ]
 
 
@@ -36,7 +38,7 @@ def money(value: Decimal) -> float:
 
 def _day(request, name: str) -> date | None:
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
     try:
         if len(raw) != 10:

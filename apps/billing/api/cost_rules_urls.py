@@ -1,7 +1,7 @@
-from rest_framework.routers import SimpleRouter
+from apps.core.api import api_router
 
 from .cost_rules_views import CostRuleViewSet
 
-router = SimpleRouter()
+router = api_router()
 router.register("cost-rules", CostRuleViewSet, basename="cost-rule")
 urlpatterns = router.urls

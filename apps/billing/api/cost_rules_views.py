@@ -9,11 +9,12 @@ from rest_framework.permissions import SAFE_METHODS
 from apps.billing import selectors, services
 from apps.billing.access import cost_rule_access_by_id
 from apps.billing.models import CostRule
+from apps.core.api import StrictModelSerializer
 from apps.tenants.api.permissions import IsTenantAdmin
 from apps.tenants.api.tenancy import request_tenant
 
 
-class CostRuleSerializer(serializers.ModelSerializer):
+class CostRuleSerializer(StrictModelSerializer):
     """`conditions`, `action` and `params` are checked by apps.billing.cost_rules.validate_rule (on save)."""
 
     owner = serializers.SerializerMethodField()

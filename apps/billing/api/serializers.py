@@ -10,6 +10,7 @@ from apps.billing import selectors
 from apps.billing.models import Budget
 from apps.billing.models.budgets import MAX_LIMIT, normalise_thresholds
 from apps.billing.periods import period_bounds
+from apps.core.api import StrictModelSerializer, StrictSerializer
 from apps.core.http import validate_upstream_url
 from apps.tenants.models import ApiKey
 
@@ -21,7 +22,7 @@ API_NAMES = {"api_key": "apiKeyId", "user_label": "userId", "project_label": "pr
              "webhook_url": "webhookUrl", "webhook_secret": "webhookSecret"}
 
 
-class BudgetAlertStateSerializer(serializers.Serializer):
+class BudgetAlertStateSerializer(StrictSerializer):
     threshold = serializers.FloatField(help_text="Percent of the limit.")
     triggered = serializers.BooleanField()
     triggeredAt = serializers.DateTimeField(allow_null=True)  # noqa: N815 - the API speaks camelCase
@@ -30,7 +31,7 @@ class BudgetAlertStateSerializer(serializers.Serializer):
     message = serializers.CharField()
 
 
-class BudgetSerializer(serializers.ModelSerializer):
+class BudgetSerializer(StrictModelSerializer):
     """The seed's setBudget fields (userId, projectId, limit, period, alertThresholds) plus ours, in camelCase."""
 
     budgetId = serializers.IntegerField(source="id", read_only=True)  # noqa: N815
@@ -79,14 +80,6 @@ class BudgetSerializer(serializers.ModelSerializer):
         self._usage: dict[int, tuple] = {}
 
     # ---- input -----------------------------------------------------------------------------------------
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))  # read-only ones may be echoed back; they are ignored
-            if unknown:
-                # A mistyped narrowing (user_id for userId) must not silently widen a budget to the whole tenant.
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
-
     def validate_alertThresholds(self, value):  # noqa: N802
         try:
             return normalise_thresholds(value)

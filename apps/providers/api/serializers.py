@@ -1,9 +1,10 @@
 from rest_framework import serializers
 
+from apps.core.api import StrictModelSerializer
 from apps.providers.models import ModelEntry, ModelRoute, Provider, ProviderCredential, VirtualModel
 
 
-class ProviderSerializer(serializers.ModelSerializer):
+class ProviderSerializer(StrictModelSerializer):
     owner = serializers.SerializerMethodField()
     key_hints = serializers.SerializerMethodField()
     effective_base_url = serializers.CharField(read_only=True)
@@ -23,7 +24,7 @@ class ProviderSerializer(serializers.ModelSerializer):
         return [c.hint for c in obj.credentials.all() if c.enabled]
 
 
-class CredentialSerializer(serializers.ModelSerializer):
+class CredentialSerializer(StrictModelSerializer):
     api_key = serializers.CharField(write_only=True, required=True, trim_whitespace=True, max_length=4096,
                                     style={"input_type": "password"},
                                     help_text="Write-only; stored encrypted and never returned.")
@@ -44,7 +45,7 @@ class CredentialSerializer(serializers.ModelSerializer):
             self.fields["provider"].read_only = True
 
 
-class ModelEntrySerializer(serializers.ModelSerializer):
+class ModelEntrySerializer(StrictModelSerializer):
     capabilities = serializers.ListField(child=serializers.CharField(), read_only=True)
 
     class Meta:
@@ -58,7 +59,7 @@ class ModelEntrySerializer(serializers.ModelSerializer):
         validators = []
 
 
-class VirtualModelSerializer(serializers.ModelSerializer):
+class VirtualModelSerializer(StrictModelSerializer):
     owner = serializers.SerializerMethodField()
 
     class Meta:
@@ -72,7 +73,7 @@ class VirtualModelSerializer(serializers.ModelSerializer):
         return "global" if obj.tenant_id is None else "tenant"
 
 
-class ModelRouteSerializer(serializers.ModelSerializer):
+class ModelRouteSerializer(StrictModelSerializer):
     owner = serializers.SerializerMethodField()
 
     class Meta:

@@ -1,8 +1,8 @@
-from rest_framework.routers import SimpleRouter
+from apps.core.api import api_router
 
 from .views import CredentialViewSet, ModelEntryViewSet, ModelRouteViewSet, ProviderViewSet, VirtualModelViewSet
 
-router = SimpleRouter()
+router = api_router()
 router.register("providers", ProviderViewSet, basename="provider")
 router.register("credentials", CredentialViewSet, basename="credential")
 router.register("models", ModelEntryViewSet, basename="modelentry")

@@ -1,20 +1,10 @@
 from rest_framework import serializers
 
+from apps.core.api import StrictModelSerializer, StrictSerializer
 from apps.rules.models import Rule
 
 
-class StrictSerializerMixin:
-    """Unknown body fields are a 400 naming them: a mistyped field must not be silently dropped."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
-
-
-class RuleSerializer(StrictSerializerMixin, serializers.ModelSerializer):
+class RuleSerializer(StrictModelSerializer):
     condition = serializers.JSONField(help_text="A rules-engine condition in either tagged shape; compiled on save.")
     builtin = serializers.SerializerMethodField()
     shadowed = serializers.SerializerMethodField()
@@ -33,7 +23,7 @@ class RuleSerializer(StrictSerializerMixin, serializers.ModelSerializer):
         return False
 
 
-class ListedRuleSerializer(serializers.Serializer):
+class ListedRuleSerializer(StrictSerializer):
     """An entry of the list: one of the tenant's rules, or a built-in (read-only, `id` and timestamps null)."""
 
     id = serializers.IntegerField(allow_null=True, help_text="Null for built-ins: they are not rows.")
@@ -47,7 +37,7 @@ class ListedRuleSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField(allow_null=True)
 
 
-class EvaluateRequestSerializer(StrictSerializerMixin, serializers.Serializer):
+class EvaluateRequestSerializer(StrictSerializer):
     condition = serializers.JSONField(required=False, allow_null=True,
                                       help_text="A condition to try (either tagged shape; null: always true).")
     rule = serializers.CharField(required=False, help_text="Or: the name of a named rule (built-in or the tenant's).")
@@ -66,7 +56,7 @@ class EvaluateRequestSerializer(StrictSerializerMixin, serializers.Serializer):
         return attrs
 
 
-class EvaluateResponseSerializer(serializers.Serializer):
+class EvaluateResponseSerializer(StrictSerializer):
     passed = serializers.BooleanField()
     condition = serializers.JSONField(help_text="The condition in canonical (internally tagged) form.")
     explanation = serializers.JSONField(help_text="How each part evaluated: kind, field, expected, seen, passed.")

@@ -1,7 +1,7 @@
-from rest_framework.routers import SimpleRouter
+from apps.core.api import api_router
 
 from .views import RuleViewSet
 
-router = SimpleRouter()
+router = api_router()
 router.register("rules", RuleViewSet, basename="rule")
 urlpatterns = router.urls

@@ -1,9 +1,10 @@
 from rest_framework import serializers
 
+from apps.core.api import StrictModelSerializer
 from apps.tenants.models import ApiKey, Tenant
 
 
-class TenantSerializer(serializers.ModelSerializer):
+class TenantSerializer(StrictModelSerializer):
     class Meta:
         model = Tenant
         fields = ["id", "slug", "name", "is_active", "default_routing_strategy", "rate_limit_rpm", "rate_limit_tpm",
@@ -11,7 +12,7 @@ class TenantSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at", "updated_at"]
 
 
-class ApiKeySerializer(serializers.ModelSerializer):
+class ApiKeySerializer(StrictModelSerializer):
     scopes = serializers.ListField(child=serializers.ChoiceField(choices=ApiKey.Scope.values), required=False)
     status = serializers.SerializerMethodField()
 

@@ -1,8 +1,8 @@
-from rest_framework.routers import SimpleRouter
+from apps.core.api import api_router
 
 from .views import ApiKeyViewSet, TenantViewSet
 
-router = SimpleRouter()
+router = api_router()
 router.register("tenants", TenantViewSet, basename="tenant")
 router.register("keys", ApiKeyViewSet, basename="apikey")
 urlpatterns = router.urls

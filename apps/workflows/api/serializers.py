@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from apps.core.api import StrictModelSerializer
+from apps.core.api import StrictSerializer as CoreStrictSerializer
 from apps.workflows.models import Token, TokenHistory, WorkflowDefinition, WorkflowEvent, WorkflowInstance
 
 
-class StrictSerializer(serializers.Serializer):
+class StrictSerializer(CoreStrictSerializer):
+    """Accepts the seeds' camelCase aliases, then the core check names unknown and read-only fields."""
+
     aliases: dict[str, str] = {}
 
     def to_internal_value(self, data):
@@ -20,9 +24,6 @@ class StrictSerializer(serializers.Serializer):
             if name in renamed:
                 raise serializers.ValidationError({key: [f"{name!r} is given twice."]})
             renamed[name] = value
-        unknown = sorted(set(renamed) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         return super().to_internal_value(renamed)
 
 
@@ -66,7 +67,7 @@ class TokenUpdateSerializer(StrictSerializer):
                                        help_text="Replace the data instead of deep-merging into it.")
 
 
-class WorkflowSerializer(serializers.ModelSerializer):
+class WorkflowSerializer(StrictModelSerializer):
     id = serializers.CharField(source="slug")
     version = serializers.IntegerField(source="current_version.number", allow_null=True)
     sound = serializers.BooleanField(source="current_version.sound", allow_null=True)
@@ -95,7 +96,7 @@ class WorkflowSerializer(serializers.ModelSerializer):
         return out
 
 
-class VersionSerializer(serializers.Serializer):
+class VersionSerializer(StrictSerializer):
     number = serializers.IntegerField()
     sound = serializers.BooleanField()
     digest = serializers.CharField()
@@ -107,7 +108,7 @@ class VersionSerializer(serializers.Serializer):
     analysis = serializers.JSONField()
 
 
-class TokenSerializer(serializers.ModelSerializer):
+class TokenSerializer(StrictModelSerializer):
     workflow_id = serializers.CharField(source="instance.definition.slug")
 
     class Meta:
@@ -116,7 +117,7 @@ class TokenSerializer(serializers.ModelSerializer):
                   "arrived_at", "created_at", "updated_at"]
 
 
-class HistorySerializer(serializers.ModelSerializer):
+class HistorySerializer(StrictModelSerializer):
     class Meta:
         model = TokenHistory
         fields = ["id", "at", "kind", "transition", "from_place", "to_place", "actor", "data_change"]
@@ -129,7 +130,7 @@ class TokenDetailSerializer(TokenSerializer):
         fields = [*TokenSerializer.Meta.fields, "history"]
 
 
-class InstanceSerializer(serializers.ModelSerializer):
+class InstanceSerializer(StrictModelSerializer):
     workflow_id = serializers.CharField(source="definition.slug")
     version = serializers.IntegerField(source="version.number")
     current_place = serializers.SerializerMethodField(help_text="The place of the only token, when there is one.")
@@ -155,13 +156,13 @@ class InstanceDetailSerializer(InstanceSerializer):
         return TokenSerializer(rows, many=True).data
 
 
-class EventSerializer(serializers.ModelSerializer):
+class EventSerializer(StrictModelSerializer):
     class Meta:
         model = WorkflowEvent
         fields = ["id", "type", "workflow", "instance_id", "token_id", "data", "created_at"]
 
 
-class FireResultSerializer(serializers.Serializer):
+class FireResultSerializer(StrictSerializer):
     token = TokenSerializer()
     instance = InstanceSerializer()
     transition = serializers.CharField()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import parsers, renderers, status, viewsets
@@ -254,7 +256,11 @@ class TokenViewSet(_WorkflowsApi):
             return Token.objects.none()
         params = self.request.query_params
         instance = None
-        if params.get("instance_id"):
+        if "instance_id" in params:
+            try:
+                uuid.UUID(params["instance_id"])
+            except ValueError:
+                raise ValidationError({"instance_id": ["Must be a UUID."]}) from None
             instance = instance_access_by_id(self.tenant, params["instance_id"])
         return selectors.token_list(tenant=self.tenant, instance=instance, workflow=params.get("workflow_id"),
                                     place=params.get("place"), include_consumed=_flag(self.request, "all"))
@@ -298,7 +304,7 @@ class TokenViewSet(_WorkflowsApi):
         return Response(_fire_response(result))
 
     @extend_schema(responses=HistorySerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)  # the whole history, a plain list
     def history(self, request, pk=None):
         token = token_access_by_id(self.tenant, pk)
         return Response(HistorySerializer(selectors.token_history(token=token), many=True).data)

@@ -1,0 +1,57 @@
+"""The management API's schema is the truth: schemathesis (its default checks: no server error, documented
+status codes, content types and response bodies, schema-violating requests rejected, schema-valid ones
+accepted) over every operation of `/api/schema/`, against `manage.py serve`, as an admin of a tenant with data."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.factories import admin_api, api_key
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
+CONFIG = Path(__file__).with_name("schemathesis.toml")
+# Fuzzing these would revoke or re-scope the very key the run authenticates with.
+EXCLUDED_PATHS = r"^/api/keys/\{"
+
+
+def _tenant_with_data():
+    tenant, client = admin_api("fuzzed")
+    for path, body in [
+        ("/api/providers/", {"slug": "mine", "name": "Mine", "type": "openai"}),
+        ("/api/virtual-models/", {"name": "cheap", "candidates": ["gpt-4o-mini"], "strategy": "cost_optimized"}),
+        ("/api/budgets/", {"userId": "alice", "limit": 25, "period": "monthly"}),
+        ("/api/cost-rules/", {"name": "simple", "conditions": {"simple_prompt": True}, "action": "route_to_model",
+                              "params": {"model": "gpt-4o-mini"}}),
+        ("/api/rules/", {"name": "always", "condition": []}),
+    ]:
+        response = client.post(path, body, format="json")
+        assert response.status_code == 201, (path, response.content)
+    _, secret = api_key(tenant, scopes=["admin"], name="fuzzer")
+    return secret
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="16 findings left of the 109 before (see the report): analytics date "
+                   "ranges, Decimal fields given as strings, alert threshold bounds on PATCH; strict, so the run "
+                   "that finds nothing turns this red until the mark goes")
+def test_schemathesis_finds_nothing(server_factory, tmp_path):
+    secret = _tenant_with_data()
+    server = server_factory()
+    result = subprocess.run(
+        [str(SCHEMATHESIS), "--no-color", "--config-file", str(CONFIG), "run", f"{server.url}/api/schema/",
+         "-H", f"Authorization: Bearer {secret}",
+         "--max-examples", "5", "--workers", "2", "--phases", "examples,coverage,fuzzing",
+         "--exclude-path-regex", EXCLUDED_PATHS, "--seed", "1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    summary = result.stdout[result.stdout.find("SUMMARY"):]
+    tested = int(re.search(r"Tested: (\d+)", summary).group(1))
+    assert tested >= 80, summary
+    assert result.returncode == 0, result.stdout[-20000:]
+    assert "Traceback" not in server.output()
