@@ -9,7 +9,6 @@ for the big tenant (median of 5, after one warm-up) and print ms per query with 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -32,18 +31,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per query (the median is reported)")
     parser.add_argument("--fresh", action="store_true", help="drop and re-create the bench database first")
     return parser.parse_args(argv)
-
-
-def setup_django(log_dir: Path, *, fresh: bool) -> None:
-    env = database.production_env(dict(os.environ))
-    database.ensure_database(fresh=fresh)
-    database.migrate(env, ROOT, log_dir)
-    os.environ.update({k: v for k, v in env.items() if k not in os.environ or k in (
-        "DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "ENCRYPTION_KEY", "LOG_LEVEL",
-        "ALLOW_PRIVATE_UPSTREAMS")})
-    import django
-
-    django.setup()
 
 
 def tenants_and_keys() -> list[tuple[int, list[int]]]:
@@ -126,7 +113,7 @@ def time_ms(fn, repeat: int) -> float:
 def main(argv=None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-analytics-") as log_dir:
-        setup_django(Path(log_dir), fresh=args.fresh)
+        database.setup_django(ROOT, Path(log_dir), fresh=args.fresh)
 
     from django.db import connection
 

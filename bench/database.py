@@ -7,6 +7,7 @@ so the benchmark never imports Django itself (and never mixes settings with the 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -56,6 +57,20 @@ def ensure_database(*, fresh: bool = False) -> None:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone()
         if not exists:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DB_NAME)))
+
+
+def setup_django(root: Path, log_dir: Path, *, fresh: bool) -> None:
+    """For benchmarks that run Django in-process: the bench database, migrated, and Django set up on it with
+    production settings (the environment's own values win, except the connection and secret settings)."""
+    env = production_env(dict(os.environ))
+    ensure_database(fresh=fresh)
+    migrate(env, root, log_dir)
+    os.environ.update({k: v for k, v in env.items() if k not in os.environ or k in (
+        "DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "ENCRYPTION_KEY", "LOG_LEVEL",
+        "ALLOW_PRIVATE_UPSTREAMS")})
+    import django
+
+    django.setup()
 
 
 def flush_redis() -> None:

@@ -36,17 +36,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def setup_django(log_dir: Path, *, fresh: bool) -> None:
-    env = database.production_env(dict(os.environ))
-    database.ensure_database(fresh=fresh)
-    database.migrate(env, ROOT, log_dir)
-    os.environ.update({k: v for k, v in env.items() if k not in os.environ or k in (
-        "DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "ENCRYPTION_KEY", "LOG_LEVEL")})
-    import django
-
-    django.setup()
-
-
 def chain(places: int) -> dict:
     ids = [f"s{i}" for i in range(places)]
     return {"id": f"bench_chain_{places}", "places": ids, "initial_place": ids[0], "final_places": [ids[-1]],
@@ -138,7 +127,7 @@ def analysis_ms() -> tuple[float, int]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     log_dir = Path(tempfile.mkdtemp(prefix="bench-workflows-"))
-    setup_django(log_dir, fresh=args.fresh)
+    database.setup_django(ROOT, log_dir, fresh=args.fresh)
     tenant, tokens = prepare(args.instances)
     rate = firings(tenant, tokens, args.threads)
     base = baseline(tokens, args.threads)
