@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from apps.core.errors import InvalidRequest, NotFound
 
-from . import firing_sql
+from . import firing_sql, outbox
 from .engine import FiringPlan, Net, TokenView, TransitionNotEnabled, enabled, fire, plan, select_tokens
 from .engine.firing import missing_tokens
 from .guards import guard_check
@@ -239,6 +239,7 @@ def _apply(instance, net: Net, firing: FiringPlan, marking: dict, *, actor: str)
     instance.fire_count += 1
     events += settle(instance, net, after, now, previous=marking)
     writes = Writes(instance, now, moved, list(firing.consumed), firing.continuing, children, history, events)
+    outbox.notify_on_commit(events, on_commit=_on_commit)
     lean = _LEAN.get()
     if lean is not None:
         lean.write_and_commit(writes)

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from apps.core.errors import Conflict, InvalidRequest, NotFound
 
+from . import outbox
 from .access import workflow_access_by_id
 from .engine import DefinitionInvalid, analyse, deep_merge, export_definition, parse_definition, structural_problems
 from .engine.analysis import DEFAULT_CAP
@@ -80,10 +81,14 @@ def workflow_save(tenant, *, definition: dict, source_format: str = "json", stri
         workflow.current_version = version
         workflow.name, workflow.description = net.name, net.description
         workflow.save(update_fields=["current_version", "name", "description", "updated_at"])
-        WorkflowEvent.objects.create(tenant=tenant, workflow=workflow.slug, type="workflow_saved",
-                                     data={"version": number, "sound": analysis.sound, "actor": actor},
-                                     created_at=timezone.now())
+        _event_write(tenant=tenant, workflow=workflow.slug, type="workflow_saved",
+                     data={"version": number, "sound": analysis.sound, "actor": actor},
+                     created_at=timezone.now())
     return workflow, version, True
+
+
+def _event_write(**fields) -> None:
+    outbox.notify_on_commit([WorkflowEvent.objects.create(**fields)])
 
 
 def workflow_delete(tenant, *, workflow: WorkflowDefinition, actor: str = "") -> None:
@@ -93,8 +98,8 @@ def workflow_delete(tenant, *, workflow: WorkflowDefinition, actor: str = "") ->
         if WorkflowInstance.objects.filter(definition=workflow, status=InstanceStatus.RUNNING).exists():
             raise Conflict(f"Workflow {workflow.slug!r} has running instances; cancel them first.",
                            code="workflow_in_use")
-        WorkflowEvent.objects.create(tenant=tenant, workflow=workflow.slug, type="workflow_deleted",
-                                     data={"actor": actor}, created_at=timezone.now())
+        _event_write(tenant=tenant, workflow=workflow.slug, type="workflow_deleted",
+                     data={"actor": actor}, created_at=timezone.now())
         workflow.delete()
 
 
@@ -107,9 +112,9 @@ def instance_fail(tenant, *, instance_id, reason: str, actor: str = "") -> Workf
         now = timezone.now()
         WorkflowInstance.objects.filter(pk=instance.pk).update(
             status=InstanceStatus.FAILED, finished_at=now, enabled_since={}, next_due_at=None, updated_at=now)
-        WorkflowEvent.objects.create(tenant=tenant, workflow=instance.definition.slug, instance_id=instance.id,
-                                     type="instance_failed", created_at=now,
-                                     data={"actor": actor, "reason": reason, "marking": instance.marking})
+        _event_write(tenant=tenant, workflow=instance.definition.slug, instance_id=instance.id,
+                     type="instance_failed", created_at=now,
+                     data={"actor": actor, "reason": reason, "marking": instance.marking})
     return WorkflowInstance.objects.get(pk=instance.pk)
 
 
@@ -190,6 +195,7 @@ def _tokens_born(instance, net, tokens, now, *, actor, existing=False) -> None:
                                                                            "actor": actor}) for t in tokens]
     events += settle(instance, net, marking, now, previous=None if not existing else instance.marking)
     WorkflowEvent.objects.bulk_create(events)
+    outbox.notify_on_commit(events)
     instance.save(update_fields=["marking", "status", "enabled_since", "next_due_at", "finished_at", "updated_at"])
 
 
@@ -205,9 +211,9 @@ def instance_cancel(tenant, *, instance_id, actor: str = "", reason: str = "") -
         instance.status, instance.finished_at = InstanceStatus.CANCELLED, now
         instance.enabled_since, instance.next_due_at = {}, None
         instance.save(update_fields=["status", "finished_at", "enabled_since", "next_due_at", "updated_at"])
-        WorkflowEvent.objects.create(tenant=tenant, workflow=instance.definition.slug, instance_id=instance.id,
-                                     type="instance_cancelled", created_at=now,
-                                     data={"actor": actor, "reason": reason, "marking": instance.marking})
+        _event_write(tenant=tenant, workflow=instance.definition.slug, instance_id=instance.id,
+                     type="instance_cancelled", created_at=now,
+                     data={"actor": actor, "reason": reason, "marking": instance.marking})
     return instance
 
 
@@ -230,6 +236,7 @@ def token_update_data(tenant, *, token_id, data: dict, replace: bool = False, ac
         events = [_event(instance, "token_updated", now, token_id=token.id, data={"data": token.data, "actor": actor})]
         events += settle(instance, net, instance.marking, now, previous=instance.marking)
         WorkflowEvent.objects.bulk_create(events)
+        outbox.notify_on_commit(events)
         instance.save(update_fields=["status", "enabled_since", "next_due_at", "finished_at", "updated_at"])
     return token
 
