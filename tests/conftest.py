@@ -13,6 +13,8 @@ import pytest
 import redis as redis_lib
 from django.conf import settings
 
+pytest_plugins = ["tests.celery_worker"]  # the `worker` fixture: a real Celery worker
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -3,46 +3,18 @@ beat schedule) writes Postgres; killing either with SIGKILL loses no record."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from decimal import Decimal
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT, ServerProcess, database_url
+from tests.celery_worker import Worker
+from tests.conftest import ServerProcess
 from tests.fakes.openai import FakeOpenAI
 
 pytestmark = pytest.mark.django_db
-
-
-class Worker:
-    """`celery -A cbplatform worker -B` as operators run it (solo pool: one process, easy to kill)."""
-
-    def __init__(self, tmp_path, env=None):
-        from django.conf import settings
-
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "cbplatform", "worker", "-B", "--pool=solo", "-l", "warning",
-             "--schedule", str(tmp_path / f"beat-{time.monotonic_ns()}")],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env={**os.environ, "DJANGO_SETTINGS_MODULE": "cbplatform.settings.test", "DATABASE_URL": database_url(),
-                 "REDIS_URL": settings.REDIS_URL, **(env or {})})
-
-    def kill(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @pytest.fixture(scope="module")

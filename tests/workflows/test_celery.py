@@ -3,16 +3,14 @@ a duplicated or retried task fires nothing; the beat sweep fires a delayed trans
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import uuid
 
 import pytest
 
 from tests import factories
-from tests.conftest import ROOT, committed, database_url
+from tests.celery_worker import wait_until
+from tests.conftest import committed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,53 +23,6 @@ DELAYED = {"id": "delayed", "places": ["waiting", "escalated", "handled"], "init
            "final_places": ["escalated", "handled"],
            "transitions": [{"id": "escalate", "from_places": ["waiting"], "to_place": "escalated", "delay": "2s"},
                            {"id": "handle", "from_places": ["waiting"], "to_place": "handled"}]}
-
-
-class Worker:
-    """`celery -A cbplatform worker -B` as operators run it, on the test database and Redis."""
-
-    def __init__(self, tmp_path, **env):
-        from django.conf import settings
-
-        self.log = tmp_path / "worker.log"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "cbplatform", "worker", "-B", "--pool=solo", "-l", "info",
-             "--schedule", str(tmp_path / f"beat-{time.monotonic_ns()}")],
-            cwd=ROOT, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
-            env={**os.environ, "DJANGO_SETTINGS_MODULE": "cbplatform.settings.test", "DATABASE_URL": database_url(),
-                 "REDIS_URL": settings.REDIS_URL, **env})
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-@pytest.fixture
-def worker(tmp_path):
-    started = []
-
-    def start(**env):
-        started.append(Worker(tmp_path, **env))
-        return started[-1]
-
-    yield start
-    for w in started:
-        w.stop()
-
-
-def wait_until(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    return predicate()
 
 
 def setup_tenant(*definitions):
