@@ -77,7 +77,10 @@ class GatewayApp:
         ctx: RequestContext | None = None
         error_code = None
         path = scope.get("path", "").rstrip("/")
-        render = anthropic_error_body if path in ANTHROPIC_PATHS else None
+        render = None
+        if path in ANTHROPIC_PATHS:
+            render = anthropic_error_body
+            respond.add_header("request-id", request_id)  # where Anthropic's SDKs look for it
         try:
             method = scope["method"]
             if method == "OPTIONS":

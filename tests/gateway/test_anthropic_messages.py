@@ -61,9 +61,10 @@ def passthrough(route) -> bool:
 def test_plain_message(gw, route):
     protocol, extra = route
     raw = claude(gw).messages.with_raw_response.create(
-        model=protocol.model, max_tokens=100, system="Be brief.",
+        model=protocol.model, max_tokens=100, system="Be brief.", extra_headers={"anthropic-beta": "fake-beta-1"},
         messages=[{"role": "user", "content": "hello gateway"}], extra_body=extra or None)
     message = raw.parse()
+    assert message._request_id == raw.headers["x-cb-request-id"]
     assert message.type == "message" and message.role == "assistant" and message.id.startswith("msg_")
     assert [b.type for b in message.content] == ["text"]
     assert message.content[0].text == f"[{protocol.tag}] You said: hello gateway"
@@ -73,8 +74,11 @@ def test_plain_message(gw, route):
     assert raw.headers["x-cb-request-id"].startswith("req_") and raw.headers["x-cb-route"].startswith("strategy=")
     received = gw.fakes[protocol.name].requests[-1]
     assert gw.keys["a"] not in json.dumps(received["headers"])
-    if passthrough(route):  # the client's body, nearly as sent
+    if passthrough(route):  # the client's body, nearly as sent, and its beta header
         assert received["json"]["system"] == "Be brief." and received["json"]["max_tokens"] == 100
+        assert received["headers"]["anthropic-beta"] == "fake-beta-1"
+    else:
+        assert "anthropic-beta" not in received["headers"]
 
 
 def test_system_blocks_and_metadata(gw, route):
@@ -104,6 +108,19 @@ def test_stream_helper(gw, route):
     assert text == f"[{protocol.tag}] You said: stream me please"
     assert final.content[0].text == text and final.stop_reason == "end_turn"
     assert (final.usage.input_tokens, final.usage.output_tokens) == (4, 6)
+    # Anthropic's own events relayed (its message id), or ours translated (the request id in it)
+    assert final.id.startswith("msg_fake") == passthrough(route)
+
+
+def test_structured_output_is_translated(gw, route):
+    protocol, extra = route
+    schema = {"type": "object", "properties": {"echo": {"type": "string"}}, "required": ["echo"]}
+    output_config = {"format": {"type": "json_schema", "schema": schema}}
+    message = ask(gw, route, "json please", extra_body={"output_config": output_config, **extra})
+    if passthrough(route):  # Anthropic enforces it itself (the fake does not model it): it must arrive intact
+        assert gw.fakes["anthropic"].requests[-1]["json"]["output_config"] == output_config
+    else:
+        assert json.loads(message.content[0].text)["echo"] == "json please"
 
 
 def test_stream_raw_events(gw, route):

@@ -1,5 +1,6 @@
 """A Messages API request: validated with Anthropic's rules (errors name the field as Anthropic does), then
-translated into the OpenAI chat body every other part of the gateway understands.
+translated into the OpenAI chat body every other part of the gateway understands (structured outputs,
+`output_config.format`, become `response_format: json_schema`).
 
 What the OpenAI shape cannot carry is kept only for an Anthropic upstream (the pass-through sends the client's
 body): `top_k`, `thinking`, `cache_control`, server tools, `document` blocks other than PDFs, images inside a
@@ -164,7 +165,23 @@ def validate(body, *, count_tokens: bool = False) -> dict:
     if thinking is not None and not (isinstance(thinking, dict) and isinstance(thinking.get("type"), str)):
         raise invalid("thinking: Input should be an object with a type", "thinking")
     _tools(body)
+    output_format(body)
     return body
+
+
+def output_format(body: dict) -> dict | None:
+    """Structured outputs: `output_config.format` (or the beta's `output_format`), a JSON schema the reply must
+    match; None when the request has none."""
+    config = body.get("output_config")
+    if config is not None and not isinstance(config, dict):
+        raise invalid("output_config: Input should be a valid dictionary", "output_config")
+    found = (config or {}).get("format") or body.get("output_format")
+    if found is None:
+        return None
+    if not isinstance(found, dict) or found.get("type") != "json_schema" or not isinstance(found.get("schema"), dict):
+        raise invalid("output_config.format: expected {\"type\": \"json_schema\", \"schema\": {…}}",
+                      "output_config.format")
+    return found
 
 
 # ---- translation to the OpenAI chat body ------------------------------------------------------------
@@ -258,6 +275,9 @@ def to_chat(body: dict) -> dict:
             out[name] = body[name]
     if body.get("stop_sequences"):
         out["stop"] = body["stop_sequences"]
+    if schema := output_format(body):
+        out["response_format"] = {"type": "json_schema",
+                                  "json_schema": {"name": "output", "schema": schema["schema"], "strict": True}}
     user = (body.get("metadata") or {}).get("user_id")
     if user:
         out["user"] = user

@@ -34,7 +34,6 @@ def _chat_body(original: dict) -> dict:
 
 async def messages(rt: GatewayRuntime, call: Call) -> None:
     scope, respond, snapshot, ctx = call.scope, call.respond, call.snapshot, call.ctx
-    respond.add_header("request-id", ctx.request_id)  # where Anthropic's SDKs look for it
     ctx.tenant_id, ctx.key = authenticate(scope, snapshot)
     original = await read_json(scope, call.receive, settings.MAX_REQUEST_BODY_BYTES, requests.validate)
     body = ctx.body = _chat_body(original)
