@@ -330,3 +330,17 @@ def test_a_budget_refuses_in_anthropic_shape(gw):
         assert "budget" in info.value.body["error"]["message"].lower()
     finally:
         committed(budget.delete)
+
+
+def test_hosted_tools_need_an_anthropic_model(gw):
+    web_search = {"type": "web_search_20250305", "name": "web_search", "max_uses": 1}
+    messages = [{"role": "user", "content": "search"}]
+    with pytest.raises(anthropic.BadRequestError) as info:
+        claude(gw).messages.create(model="openai/gpt-4o", max_tokens=10, tools=[web_search], messages=messages)
+    assert "web_search" in info.value.body["error"]["message"]
+    calls = len(gw.fakes["openai"].requests)
+    # to Anthropic they go as sent (this fake models no hosted tools and refuses them, as the API does bad ones)
+    with pytest.raises(anthropic.BadRequestError):
+        claude(gw).messages.create(model="claude-3-haiku", max_tokens=10, tools=[web_search], messages=messages)
+    assert gw.fakes["anthropic"].requests[-1]["json"]["tools"] == [web_search]
+    assert len(gw.fakes["openai"].requests) == calls

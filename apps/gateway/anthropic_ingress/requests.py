@@ -21,6 +21,9 @@ ROLES = ("user", "assistant")
 DROPPED_BLOCKS = {"thinking", "redacted_thinking"}
 USER_BLOCKS = {"text", "image", "document", "tool_result"}
 ASSISTANT_BLOCKS = {"text", "tool_use", *DROPPED_BLOCKS}
+# Other block types (server tool use and results, search results, container uploads, future ones) are left to
+# Anthropic to judge on the pass-through and refused by the translation (`untranslatable`).
+KNOWN_BLOCKS = USER_BLOCKS | ASSISTANT_BLOCKS
 TOOL_CHOICES = {"auto", "any", "tool", "none"}
 _NUMBER = (int, float)
 
@@ -78,7 +81,7 @@ def _block(block, role: str, where: str) -> None:
         raise invalid(f"{where}: Input should be a valid dictionary", where)
     kind = block.get("type")
     allowed = USER_BLOCKS if role == "user" else ASSISTANT_BLOCKS
-    if kind not in allowed:
+    if not isinstance(kind, str) or (kind in KNOWN_BLOCKS and kind not in allowed):
         raise invalid(f"{where}.type: Input tag '{kind}' is not allowed in a {role} message "
                       f"(expected one of {', '.join(sorted(allowed))})", f"{where}.type")
     if kind == "text" and not isinstance(block.get("text"), str):
@@ -198,15 +201,16 @@ def _image_part(block: dict) -> dict:
     return {"type": "image_url", "image_url": {"url": url}}
 
 
-def _document_part(block: dict) -> dict:
-    source = block.get("source") or {}
+def _document_part(block: dict) -> dict | None:
+    """PDFs sent inline and plain-text documents; None for the rest (`untranslatable` names them)."""
+    source = block.get("source") if isinstance(block.get("source"), dict) else {}
     if source.get("type") == "base64" and source.get("data"):
         media = source.get("media_type") or "application/pdf"
         return {"type": "file", "file": {"filename": block.get("title") or "document.pdf",
                                          "file_data": f"data:{media};base64,{source['data']}"}}
     if source.get("type") == "text":
         return {"type": "text", "text": str(source.get("data") or "")}
-    raise invalid("document blocks other than base64 and text sources need an Anthropic model", "messages")
+    return None
 
 
 def _user_messages(content) -> list[dict]:
@@ -225,8 +229,8 @@ def _user_messages(content) -> list[dict]:
             parts.append({"type": "text", "text": block["text"]})
         elif kind == "image":
             parts.append(_image_part(block))
-        elif kind == "document":
-            parts.append(_document_part(block))
+        elif kind == "document" and (part := _document_part(block)) is not None:
+            parts.append(part)
     if parts:
         out.append({"role": "user", "content": parts})
     return out
@@ -252,9 +256,15 @@ def _tool_choice(choice: dict):
     return {"auto": "auto", "any": "required", "none": "none"}[kind]
 
 
-def server_tools(body: dict) -> list[str]:
-    """Names of Anthropic-hosted tools (web search, code execution, …): only an Anthropic upstream runs them."""
-    return [t["name"] for t in body.get("tools") or [] if t.get("type") not in (None, "custom")]
+def untranslatable(body: dict) -> list[str]:
+    """What only an Anthropic upstream can take: hosted tools (web search, code execution, …) by name, and
+    content blocks of types the OpenAI shape has no place for."""
+    tools = [t["name"] for t in body.get("tools") or [] if t.get("type") not in (None, "custom")]
+    blocks = [b for m in body["messages"] if isinstance(m["content"], list) for b in m["content"]]
+    kinds = {b["type"] for b in blocks} - KNOWN_BLOCKS
+    if any(b["type"] == "document" and _document_part(b) is None for b in blocks):
+        kinds.add("document (other than base64 or text)")
+    return tools + sorted(f"{kind} blocks" for kind in kinds)
 
 
 def to_chat(body: dict) -> dict:

@@ -50,9 +50,9 @@ async def messages(rt: GatewayRuntime, call: Call) -> None:
         served(respond, ctx)
         return await relay(ctx, respond, call.receive, first, batches,
                            writer=lambda: events.pump(ctx, respond, first, batches, events.RelayedEvents))
-    if hosted := requests.server_tools(original):
-        raise InvalidRequest(f"Server tools ({', '.join(hosted)}) run only on Anthropic models; "
-                             f"{original['model']!r} is served by another provider.", param="tools")
+    if only_anthropic := requests.untranslatable(original):
+        raise InvalidRequest(f"{', '.join(only_anthropic)}: only Anthropic models take these, and "
+                             f"{original['model']!r} is served by another provider.")
     stops = original.get("stop_sequences") or []
     if not stream:
         result = await pipeline.chat(rt, ctx, body, ordered)
