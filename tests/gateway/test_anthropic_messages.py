@@ -131,12 +131,35 @@ def test_stream_raw_events(gw, route):
     assert set(kinds[2:-3]) == {"content_block_delta"}
     assert all(e.delta.type == "text_delta" for e in events if e.type == "content_block_delta")
     assert events[-2].delta.stop_reason == "end_turn" and events[-2].usage.output_tokens == 5
+    assert events[0].message.usage.input_tokens > 0  # the upstream's count, or our estimate until message_delta
     with httpx.stream("POST", f"{gw.server.url}/v1/messages", timeout=30, headers={"x-api-key": gw.keys["a"]},
                       json={"model": route[0].model, "max_tokens": 50, "stream": True, **route[1],
                             "messages": [{"role": "user", "content": "raw events"}]}) as response:
         names = [line[7:] for line in response.iter_lines() if line.startswith("event: ")]
     assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["x-cb-provider"] == f"a-{route[0].name}"
+    assert response.headers["request-id"] == response.headers["x-cb-request-id"]
     assert names[:3] == ["message_start", "ping", "content_block_start"] and names[-1] == "message_stop"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+@pytest.mark.parametrize("extra", [{}, {"models": ["openai/gpt-4o"]}], ids=["passthrough", "translated"])
+def test_anthropic_cache_usage(gw, extra, stream):
+    """The fake reports 5 cache-read and 3 cache-write tokens: Anthropic's usage keeps them apart from
+    input_tokens, and the ledger has them."""
+    request = {"model": "claude-3-haiku", "max_tokens": 50, "extra_body": extra or None,
+               "messages": [{"role": "user", "content": "please remember these many cached words here !cache"}]}
+    if stream:
+        with claude(gw).messages.stream(**request) as events:
+            usage = events.get_final_message().usage
+            request_id = events.response.headers["x-cb-request-id"]
+    else:
+        raw = claude(gw).messages.with_raw_response.create(**request)
+        usage, request_id = raw.parse().usage, raw.headers["x-cb-request-id"]
+    # the brain's 9 prompt tokens: 1 read fresh, 5 from the cache, 3 written to it
+    assert (usage.input_tokens, usage.cache_read_input_tokens, usage.cache_creation_input_tokens) == (1, 5, 3)
+    row = committed(ledger_row, request_id)
+    assert (row.prompt_tokens, row.cached_tokens, row.cache_write_tokens) == (9, 5, 3)
 
 
 def test_tool_use_round_trip(gw, route):

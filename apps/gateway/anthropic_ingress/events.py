@@ -22,15 +22,18 @@ def frame(event: str, data: dict) -> bytes:
 class ChunkEvents:
     """OpenAI chunks → Anthropic event frames, one instance per stream. Text and tool calls open content
     blocks in the order they arrive; the stop reason and the usage wait for the end of the stream (OpenAI
-    sends usage after the finish reason)."""
+    sends usage after the finish reason), so message_start carries the gateway's quick estimate of the prompt and
+    message_delta the upstream's counts (clients take message_delta's as final)."""
 
     __slots__ = ("ctx", "finish", "index", "message", "open", "started", "stop_sequences", "tools")
 
-    def __init__(self, ctx: RequestContext, *, message_id: str, model: str, stop_sequences: list[str]):
+    def __init__(self, ctx: RequestContext, *, message_id: str, model: str, stop_sequences: list[str],
+                 input_tokens: int = 0):
+        """`input_tokens`: message_start's estimate (the upstream's count comes with message_delta)."""
         self.ctx = ctx
         self.message = {"id": message_id, "type": "message", "role": "assistant", "model": model, "content": [],
                         "stop_reason": None, "stop_sequence": None,
-                        "usage": {"input_tokens": 0, "output_tokens": 0}}
+                        "usage": {"input_tokens": input_tokens, "output_tokens": 0}}
         self.stop_sequences = stop_sequences
         self.started = False
         self.index = -1  # the current content block

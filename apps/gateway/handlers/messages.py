@@ -16,7 +16,7 @@ from ..admission.authentication import authenticate
 from ..anthropic_ingress import events, passthrough, requests, responses
 from ..http import header, read_json
 from ..planning import candidates_for, routing_options
-from ..prompt_tokens import estimate_prompt_tokens
+from ..prompt_tokens import LazyPromptTokens, estimate_prompt_tokens
 from ..runtime import GatewayRuntime
 from ..sse import relay
 from . import Call, served
@@ -61,9 +61,10 @@ async def messages(rt: GatewayRuntime, call: Call) -> None:
         return await respond.json(200, orjson.dumps(answer))
     batches, first = await pipeline.open_chat_stream(rt, ctx, body, ordered)
     served(respond, ctx)
+    model = ctx.chosen.model
     frames = events.ChunkEvents(ctx, message_id=responses.message_id(ctx.request_id),
-                                model=ctx.chosen.model.upstream_name or ctx.chosen.model.model_id,
-                                stop_sequences=stops)
+                                model=model.upstream_name or model.model_id, stop_sequences=stops,
+                                input_tokens=LazyPromptTokens(body)(model))
     return await relay(ctx, respond, call.receive, first, batches,
                        writer=lambda: events.pump(ctx, respond, first, batches, frames))
 
