@@ -50,16 +50,18 @@ def _integer(body: dict, name: str, *, low: int, required: bool = False) -> None
         raise invalid(f"{name}: Input should be an integer of at least {low}", name)
 
 
-def _text_blocks(value, where: str) -> None:
-    """`system` and tool-result content: a string or a list of text blocks."""
+def _text_blocks(value, where: str, *, only_text: bool = True) -> None:
+    """`system` (text blocks only) and tool-result content (text, images and other blocks): a string or a list
+    of blocks, whose text blocks hold strings."""
     if isinstance(value, str):
         return
     if not isinstance(value, list):
-        raise invalid(f"{where}: Input should be a valid string or a list of text blocks", where)
+        raise invalid(f"{where}: Input should be a valid string or a list of content blocks", where)
     for i, block in enumerate(value):
-        if not isinstance(block, dict) or block.get("type") not in ("text", "image", "document"):
+        kind = block.get("type") if isinstance(block, dict) else None
+        if not isinstance(kind, str) or (only_text and kind != "text"):
             raise invalid(f"{where}.{i}: Input should be a text block", f"{where}.{i}")
-        if block["type"] == "text" and not isinstance(block.get("text"), str):
+        if kind == "text" and not isinstance(block.get("text"), str):
             raise invalid(f"{where}.{i}.text: Input should be a valid string", f"{where}.{i}.text")
 
 
@@ -97,7 +99,7 @@ def _block(block, role: str, where: str) -> None:
         if not isinstance(block.get("tool_use_id"), str):
             raise invalid(f"{where}.tool_use_id: Field required", f"{where}.tool_use_id")
         if block.get("content") is not None:
-            _text_blocks(block["content"], f"{where}.content")
+            _text_blocks(block["content"], f"{where}.content", only_text=False)
 
 
 def _messages(messages) -> None:
