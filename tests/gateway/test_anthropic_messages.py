@@ -367,3 +367,34 @@ def test_hosted_tools_need_an_anthropic_model(gw):
         claude(gw).messages.create(model="claude-3-haiku", max_tokens=10, tools=[web_search], messages=messages)
     assert gw.fakes["anthropic"].requests[-1]["json"]["tools"] == [web_search]
     assert len(gw.fakes["openai"].requests) == calls
+
+
+def test_a_claude_code_shaped_request(gw, route):
+    """What Claude Code sends: the beta endpoint (`?beta=true`) with betas, cached system blocks, thinking, a
+    long metadata.user_id, tools with JSON-schema keywords, and thinking blocks in the history."""
+    protocol, extra = route
+    tool = {**WEATHER, "input_schema": {**WEATHER["input_schema"], "$schema": "http://json-schema.org/draft-07/schema#",
+                                        "additionalProperties": False}}
+    history = [{"role": "user", "content": [{"type": "text", "text": "Rome", "cache_control": {"type": "ephemeral"}}]}]
+    first = claude(gw).beta.messages.create(
+        model=protocol.model, max_tokens=2048, betas=["interleaved-thinking-2025-05-14"],
+        system=[{"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}}],
+        thinking={"type": "enabled", "budget_tokens": 1024}, metadata={"user_id": "user_" + "ab" * 60},
+        tools=[tool], messages=history, extra_body=extra or None)
+    call = next(b for b in first.content if b.type == "tool_use")
+    assert call.input == {"query": "Rome"}
+    received = gw.fakes[protocol.name].requests[-1]
+    if passthrough(route):
+        assert received["json"]["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+        assert received["headers"]["anthropic-beta"] == "interleaved-thinking-2025-05-14"
+    else:
+        assert "thinking" not in json.dumps(received["json"])
+    history += [{"role": "assistant", "content": [
+        {"type": "thinking", "thinking": "Look it up.", "signature": "c2ln"}, call.model_dump(exclude_none=True)]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id,
+                                              "content": [{"type": "text", "text": "warm"}]}]}]
+    if passthrough(route):  # the fake, like Anthropic without the beta, takes no thinking blocks back
+        history[1]["content"] = history[1]["content"][1:]
+    second = claude(gw).beta.messages.create(model=protocol.model, max_tokens=2048, tools=[tool], messages=history,
+                                             extra_body=extra or None)
+    assert second.content[0].text == "Tool said: warm"
