@@ -398,3 +398,15 @@ def test_a_claude_code_shaped_request(gw, route):
     second = claude(gw).beta.messages.create(model=protocol.model, max_tokens=2048, tools=[tool], messages=history,
                                              extra_body=extra or None)
     assert second.content[0].text == "Tool said: warm"
+
+
+def test_deep_nesting_anywhere_is_refused_before_it_is_sent(gw):
+    nested: dict = {}
+    for _ in range(300):  # orjson reads it, but could not write it upstream
+        nested = {"n": nested}
+    response = httpx.post(f"{gw.server.url}/v1/messages", headers={"x-api-key": gw.keys["a"]}, timeout=30,
+                          json={"model": "claude-3-haiku", "max_tokens": 10, "context_management": nested,
+                                "messages": [{"role": "user", "content": "hi"}]})
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert "context_management" in response.json()["error"]["message"]

@@ -29,6 +29,7 @@ def _chat_body(original: dict) -> dict:
     check: Anthropic allows more than OpenAI's four stop sequences, and an upstream that cannot take them says so."""
     chat = requests.to_chat(original)
     request_validation.validate_chat({**chat, "stop": None})
+    request_validation._check_depth(original)  # the pass-through sends fields the chat body lacks
     return chat
 
 
