@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from apps.core.errors import InvalidRequest
 
+from . import request_validation
 from .pipeline import GATEWAY_FIELDS
 
 # Fields of the Responses API this gateway reads; anything else is refused by name, as OpenAI does.
@@ -277,6 +278,8 @@ def validate(body) -> dict:
     for name in body:
         if name not in KNOWN_FIELDS:
             raise invalid(f"Unknown parameter: '{name}'.", name, "unknown_parameter")
+    # Input items are stored as sent: the chat request's depth check would not see fields it does not copy.
+    request_validation._check_depth(body)  # noqa: SLF001 - the /v1 depth rule, one implementation
     _check_types(body)
     return body
 

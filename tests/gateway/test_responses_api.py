@@ -8,6 +8,7 @@ import json
 
 import httpx
 import openai
+import pydantic
 import pytest
 
 from tests.conftest import ServerProcess
@@ -28,6 +29,11 @@ ECHO_SCHEMA = {"type": "json_schema", "name": "echo", "strict": True,
 @pytest.fixture(params=TWO_PROTOCOLS, ids=[p.name for p in TWO_PROTOCOLS])
 def protocol(request):
     return request.param
+
+
+def post(gw, body: dict) -> httpx.Response:
+    return httpx.post(f"{gw.server.url}/v1/responses", json=body, timeout=10,
+                      headers={"Authorization": f"Bearer {gw.keys['a']}"})
 
 
 def conversation(gw, protocol):
@@ -58,7 +64,8 @@ def test_plain_response_and_its_ledger_row(gw, protocol):
 
 
 def test_streamed_events_in_order(gw, protocol):
-    events = list(gw.client().responses.create(model=protocol.model, input="stream me please", stream=True))
+    raw = gw.client().responses.with_raw_response.create(model=protocol.model, input="stream me please", stream=True)
+    events = list(raw.parse())
     kinds = [e.type for e in events]
     assert kinds[:4] == ["response.created", "response.in_progress", "response.output_item.added",
                          "response.content_part.added"]
@@ -72,6 +79,9 @@ def test_streamed_events_in_order(gw, protocol):
     assert done.status == "completed" and done.output_text == text and done.usage.output_tokens == 6
     assert {e.response.id for e in events if hasattr(e, "response")} == {done.id}
     assert events[0].response.status == "in_progress" and events[0].response.output == []
+    record = recorded(raw.headers["x-cb-request-id"])
+    assert record.endpoint == "responses" and record.streamed and record.completion_tokens == 6
+    assert not record.usage_estimated
 
 
 def test_stream_helper_and_retrieve(gw, protocol):
@@ -171,6 +181,16 @@ def test_json_schema_text_format(gw, protocol):
         assert '"additionalProperties":false' in received["system"]
 
 
+class Echo(pydantic.BaseModel):
+    echo: str
+    provider: str
+
+
+def test_sdk_parse_with_a_pydantic_text_format(gw, protocol):
+    parsed = gw.client().responses.parse(model=protocol.model, input="parse me", text_format=Echo)
+    assert parsed.output_parsed == Echo(echo="parse me", provider=protocol.tag)
+
+
 def test_max_output_tokens_makes_the_response_incomplete(gw, protocol):
     response = gw.client().responses.create(model=protocol.model, input="a long answer please", max_output_tokens=2)
     assert response.status == "incomplete" and response.incomplete_details.reason == "max_output_tokens"
@@ -236,11 +256,31 @@ def test_errors_in_openai_shape(gw):
            ({"input": "hi", "temperature": 3}, "temperature"),
            ({}, "input")]
     for extra, param in bad:
-        answer = httpx.post(f"{gw.server.url}/v1/responses", json={"model": "openai/gpt-4o", **extra}, timeout=10,
-                            headers={"Authorization": f"Bearer {gw.keys['a']}"})
+        answer = post(gw, {"model": "openai/gpt-4o", **extra})
         assert answer.status_code == 400, (extra, answer.text)
         error = answer.json()["error"]
         assert error["param"] == param and error["type"] == "invalid_request_error" and error["message"], error
+
+
+def test_routing_and_failover_apply(gw):
+    """The chat pipeline's routing: a fallback model of another protocol answers when the first one fails."""
+    gw.fakes["openai"].forced = "!status 500"
+    try:
+        raw = gw.client().responses.with_raw_response.create(
+            model="openai/gpt-4o", input="fail over", extra_body={"circuit_breaker": {
+                "routing_strategy": "failover_chain", "fallback_models": ["claude-3-haiku"]}})
+    finally:
+        gw.fakes["openai"].forced = ""
+    assert raw.parse().output_text == "[anthropic] You said: fail over"
+    assert raw.headers["x-cb-provider"] == "a-anthropic" and "attempts=2" in raw.headers["x-cb-route"]
+
+
+def test_deep_nesting_anywhere_is_refused(gw):
+    deep: dict = {}
+    for _ in range(300):
+        deep = {"x": deep}
+    answer = post(gw, {"model": "openai/gpt-4o", "input": [{"role": "user", "content": "hi", "extra": deep}]})
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "too_deeply_nested"
 
 
 def test_reasoning_effort_is_passed_on(gw):
