@@ -49,11 +49,14 @@ def response_usage(usage: dict | None) -> dict | None:
     completion = int(usage.get("completion_tokens") or 0)
     details = usage.get("prompt_tokens_details") or {}
     completion_details = usage.get("completion_tokens_details") or {}
-    return {"input_tokens": prompt, "output_tokens": completion,
-            "total_tokens": int(usage.get("total_tokens") or prompt + completion),
-            "input_tokens_details": {"cached_tokens": int(details.get("cached_tokens") or 0),
-                                     "cache_write_tokens": int(details.get("cache_write_tokens") or 0)},
-            "output_tokens_details": {"reasoning_tokens": int(completion_details.get("reasoning_tokens") or 0)}}
+    out = {"input_tokens": prompt, "output_tokens": completion,
+           "total_tokens": int(usage.get("total_tokens") or prompt + completion),
+           "input_tokens_details": {"cached_tokens": int(details.get("cached_tokens") or 0),
+                                    "cache_write_tokens": int(details.get("cache_write_tokens") or 0)},
+           "output_tokens_details": {"reasoning_tokens": int(completion_details.get("reasoning_tokens") or 0)}}
+    if "cost" in usage:  # OpenRouter's usage.cost, when the chat answer carries it
+        out["cost"] = usage["cost"]
+    return out
 
 
 def message_item(text: str, *, status: str = "completed", refusal: str | None = None, item_id: str | None = None):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import time
 
 import httpx
 import openai
@@ -205,6 +206,24 @@ def test_mid_stream_upstream_error_fails_the_response(gw, protocol):
     assert events[-1].response.status == "failed" and events[-1].response.error.message
     with pytest.raises(openai.NotFoundError):  # a failed response is not stored
         gw.client().responses.retrieve(events[-1].response.id)
+
+
+def test_client_leaving_mid_stream_stops_the_upstream_and_bills_what_was_sent(gw, protocol):
+    fake = gw.fakes[protocol.name]
+    before = fake.cancelled_streams
+    raw = gw.client().responses.with_raw_response.create(
+        model=protocol.model, input=" ".join(["word"] * 40) + " !slow 0.1", stream=True)
+    stream = raw.parse()
+    for event in stream:
+        if event.type == "response.output_text.delta":
+            break
+    stream.close()
+    deadline = time.monotonic() + 5
+    while fake.cancelled_streams == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fake.cancelled_streams == before + 1 and fake.active_streams == 0
+    record = recorded(raw.headers["x-cb-request-id"])
+    assert record.status == 499 and record.streamed and record.usage_estimated and record.completion_tokens > 0
 
 
 def test_another_tenant_can_neither_retrieve_nor_continue_nor_delete(gw):
