@@ -50,7 +50,7 @@ async def messages(rt: GatewayRuntime, call: Call) -> None:
         batches, first = await passthrough.open_stream(rt, ctx, scope, original, ordered)
         served(respond, ctx)
         return await relay(ctx, respond, call.receive, first, batches,
-                           writer=lambda: events.pump(ctx, respond, first, batches, events.RelayedEvents))
+                           pump=lambda: events.pump(ctx, respond, first, batches, events.RelayedEvents))
     if only_anthropic := requests.untranslatable(original):
         raise InvalidRequest(f"{', '.join(only_anthropic)}: only Anthropic models take these, and "
                              f"{original['model']!r} is served by another provider.")
@@ -67,7 +67,7 @@ async def messages(rt: GatewayRuntime, call: Call) -> None:
                                 model=model.upstream_name or model.model_id, stop_sequences=stops,
                                 input_tokens=LazyPromptTokens(body)(model))
     return await relay(ctx, respond, call.receive, first, batches,
-                       writer=lambda: events.pump(ctx, respond, first, batches, frames))
+                       pump=lambda: events.pump(ctx, respond, first, batches, frames))
 
 
 async def count_tokens(rt: GatewayRuntime, call: Call) -> None:
