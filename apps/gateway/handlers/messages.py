@@ -7,7 +7,7 @@ from __future__ import annotations
 import orjson
 from django.conf import settings
 
-from apps.core.errors import InvalidRequest, UpstreamError
+from apps.core.errors import InvalidRequest, ModelNotFound, UpstreamError
 from apps.providers.adapters import registry
 from apps.providers.adapters.base import Target
 
@@ -81,6 +81,8 @@ async def count_tokens(rt: GatewayRuntime, call: Call) -> None:
                                lambda body: requests.validate(body, count_tokens=True))
     body, options = routing_options(snapshot, tenant_id, _chat_body(original))
     candidates, _ = candidates_for(snapshot, tenant_id, options, mode="chat")
+    if not candidates:
+        raise ModelNotFound(f"No deployment serves the model {original['model']!r}.", param="model")
     first = candidates[0]
     respond.add_header("x-cb-provider", first.provider.slug)
     respond.add_header("x-cb-model", first.model.model_id)
