@@ -196,7 +196,7 @@ def test_command_reads_stdin_prints_json_in_a_clean_environment(fn_worker, api, 
     assert "working..." in done.stderr and "not the output" in done.stdout
 
 
-@pytest.mark.parametrize(("script", "fields", "status", "code", "message"), [
+@pytest.mark.parametrize("case", [
     ("import time; time.sleep(30)", {"timeout_seconds": 1}, "timeout", "timeout", "Killed after 1s"),
     ("print('hello')", {}, "failed", "bad_output", "not JSON"),
     ("print('[1]')", {}, "failed", "bad_output", "not an object"),
@@ -208,7 +208,8 @@ def test_command_reads_stdin_prints_json_in_a_clean_environment(fn_worker, api, 
     ("open('big', 'wb').write(b'x' * 3 * 1024 * 1024)", {"config": {"limits": {"file_size_mb": 1}}}, "failed",
      "exit_code", "File too large"),
 ])
-def test_command_failures(fn_worker, api, script, fields, status, code, message):
+def test_command_failures(fn_worker, api, case):
+    script, fields, status, code, message = case
     staff = staff_api(api.tenant)
     function = command(staff, script, **fields)
     started = time.monotonic()
