@@ -138,7 +138,7 @@ def start(function: Function, *, mapping: dict, facts: dict, trigger: str, trigg
                                 trigger_ref_id=trigger_ref_id, parent=parent, status=ExecutionStatus.FAILED,
                                 error=f"Input mapping: {exc}", error_code="input_invalid")
     execution = execution_create(function, input=data, trigger=trigger, context=context,
-                                 trigger_ref_id=trigger_ref_id, parent=parent)
+                                 trigger_ref_id=trigger_ref_id, parent=parent, due_in=countdown)
     enqueue(execution.id, countdown=countdown)
     return execution
 
