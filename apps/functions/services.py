@@ -253,7 +253,10 @@ def execution_wait(execution: FunctionExecution, timeout: float) -> FunctionExec
     deadline = time.monotonic() + max(0.0, timeout)
     while execution.status not in FINISHED and time.monotonic() < deadline:
         time.sleep(0.05)
-        execution.refresh_from_db()
+        latest = FunctionExecution.objects.select_related("function").filter(pk=execution.pk).first()
+        if latest is None:  # its function was deleted meanwhile: answer with what was last seen
+            break
+        execution = latest
     return execution
 
 
