@@ -154,6 +154,10 @@ def test_python_builtin_word_count(fn_worker, api):
     refused = api.post("/api/functions/", {"name": "os", "runtime": "python", "config": {"callable": "os.system"}},
                        format="json")
     assert refused.status_code == 400 and "FUNCTIONS_PYTHON_MODULES" in refused.json()["config"][0]
+    imported = api.post("/api/functions/", {"name": "imp", "runtime": "python",
+                                            "config": {"callable": "apps.functions.builtins.django_slugify"}},
+                        format="json")
+    assert imported.status_code == 400 and "not a function defined in" in imported.json()["config"][0]
 
 
 def staff_api(tenant):
