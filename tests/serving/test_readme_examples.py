@@ -120,6 +120,7 @@ def test_function_examples(embedded):
     """The Functions section as written: create a python function and run it, waiting for the result."""
     import json
 
+    assert "example functions loaded: word_count" in embedded.output()
     secret = re.search(r"demo API key \(shown once\): (cb-\S+)", embedded.output()).group(1)
     section = README.split("## Functions", 1)[1].split("\n## ", 1)[0]
     (block,) = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
