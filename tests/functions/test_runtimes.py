@@ -227,6 +227,17 @@ def test_command_failures(fn_worker, api, case):
     assert time.monotonic() - started < 15
 
 
+def test_command_output_is_read_in_full_and_logs_are_cut(fn_worker, api):
+    staff = staff_api(api.tenant)
+    script = ("import json, sys; sys.stdout.write('noise ' * 300000 + '\\n');"
+              "print(json.dumps({'items': ['x' * 100] * 1000}))")
+    function = command(staff, script)
+    done = run(api, function["id"], {})
+    assert done.status == "completed", (done.error, done.stderr[-300:])
+    assert len(done.output["items"]) == 1000  # a 100 kB output line, read whole
+    assert len(done.stdout) <= 65536 and "bytes cut] …" in done.stdout  # 1.9 MB of stdout kept as head and tail
+
+
 def test_container_without_an_engine_fails_clearly(fn_worker, api):
     staff = staff_api(api.tenant)
     created = staff.post("/api/functions/", {
