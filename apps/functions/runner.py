@@ -94,7 +94,10 @@ def execution_run(execution_id, attempt: int = 1, *, defer_retries: bool = True)
     while True:
         execution = FunctionExecution.objects.select_related("function").get(pk=execution_id)
         function = execution.function
-        _event(execution, "function_executing", {"attempt": execution.attempts})
+        try:
+            _event(execution, "function_executing", {"attempt": execution.attempts})
+        except Exception:  # the stream misses one event; the run goes on
+            logger.exception("function execution %s: its executing event failed", execution_id)
         started = time.monotonic()
         result, error = None, None
         try:
@@ -177,10 +180,15 @@ def _finish(execution, status: str, *, logs, output=None, error: RunError | None
             return ExecutionStatus.CANCELLED  # cancelled while it ran: the cancellation stands
         for name, value in fields.items():
             setattr(execution, name, value)
-        _event(execution, "function_completed", {"status": status, "success": status == ExecutionStatus.COMPLETED,
-                                                 "error": fields["error"][:500], "duration_ms": fields["duration_ms"]})
-        if status != ExecutionStatus.CANCELLED:
-            follow.after_execution(execution)
+        try:  # a savepoint: what follows must never undo the recorded end (the run would be run again)
+            with transaction.atomic():
+                _event(execution, "function_completed", {
+                    "status": status, "success": status == ExecutionStatus.COMPLETED, "error": fields["error"][:500],
+                    "duration_ms": fields["duration_ms"]})
+                if status != ExecutionStatus.CANCELLED:
+                    follow.after_execution(execution)
+        except Exception:
+            logger.exception("function execution %s: its event, triggers or chains failed", execution.id)
     return status
 
 
