@@ -145,6 +145,7 @@ INSTALLED_APPS = [
     "apps.gateway",
     "apps.billing",
     "apps.workflows",
+    "apps.agents",
     "apps.realtime",
     "apps.dashboard",
 ]
@@ -240,7 +241,7 @@ SPECTACULAR_SETTINGS = {
 
 GRAPHENE = {"SCHEMA": "cbplatform.schema.schema"}
 
-CELERY_IMPORTS = ["apps.billing.ingest", "apps.billing.rollup", "apps.workflows.tasks"]
+CELERY_IMPORTS = ["apps.billing.ingest", "apps.billing.rollup", "apps.workflows.tasks", "apps.agents.tasks"]
 CELERY_BEAT_SCHEDULE = {
     "ingest-usage": {"task": "billing.ingest_usage", "schedule": 1.0},
     "reconcile-inflight": {"task": "billing.reconcile_inflight", "schedule": 60.0},  # killed web processes
