@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import jsonschema
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -212,8 +213,9 @@ def execution_run(execution_id, attempt: int = 1) -> float | None:
         result = run.converse()
         output_json = run.parse_output(result["text"])
     except RunCancelled:
-        _finish(run, ExecutionStatus.CANCELLED, error="Cancelled.", error_code="cancelled")
-        run.event("agent_failed", status="cancelled", error="Cancelled.", code="cancelled")
+        with transaction.atomic():
+            _finish(run, ExecutionStatus.CANCELLED, error="Cancelled.", error_code="cancelled")
+            run.event("agent_failed", status="cancelled", error="Cancelled.", code="cancelled")
         return None
     except RunTimedOut:
         return _failed(run, ApiError(f"The run took longer than its timeout ({ex.timeout_seconds:g} s).",
@@ -246,10 +248,11 @@ def _failed(run: AgentRun, error: ApiError, *, timeout: bool = False) -> float |
                   error=error.message[:500], code=error.code or kind)
         return delay
     status = ExecutionStatus.TIMEOUT if timeout or kind == "timeout" else ExecutionStatus.FAILED
-    _finish(run, status, error=error.message[:2000], error_code=(error.code or error.type or "error")[:64])
-    row = AgentExecution.objects.get(pk=ex.pk)
-    run.event("agent_failed", status=status, error=error.message[:500], code=error.code or error.type,
-              attempts=ex.attempts, usage=_usage(row))
+    with transaction.atomic():  # the final event and the final status are seen together
+        _finish(run, status, error=error.message[:2000], error_code=(error.code or error.type or "error")[:64])
+        row = AgentExecution.objects.get(pk=ex.pk)
+        run.event("agent_failed", status=status, error=error.message[:500], code=error.code or error.type,
+                  attempts=ex.attempts, usage=_usage(row))
     return None
 
 
