@@ -116,6 +116,20 @@ BUDGET_FAIL_OPEN = env.bool("BUDGET_FAIL_OPEN", default=False)
 BUDGET_WEBHOOK_TIMEOUT_SECONDS = env.float("BUDGET_WEBHOOK_TIMEOUT_SECONDS", default=10.0, minimum=0.5)
 BUDGET_DEFAULT_MAX_TOKENS = env.int("BUDGET_DEFAULT_MAX_TOKENS", default=4096, minimum=1)
 
+# --- Functions (docs/architecture.md "Functions") -----------------------------------------------
+# Modules whose callables `python` functions may name (apps.functions.builtins is always allowed).
+FUNCTIONS_PYTHON_MODULES = ["apps.functions.builtins", *env.list("FUNCTIONS_PYTHON_MODULES")]
+# `http` functions may POST to private/loopback addresses only when this is on (off in production).
+FUNCTIONS_ALLOW_PRIVATE_URLS = env.bool("FUNCTIONS_ALLOW_PRIVATE_URLS", default=True)
+FUNCTIONS_MAX_TIMEOUT_SECONDS = env.float("FUNCTIONS_MAX_TIMEOUT_SECONDS", default=900.0, minimum=1.0)
+FUNCTIONS_MAX_ATTEMPTS = env.int("FUNCTIONS_MAX_ATTEMPTS", default=10, minimum=1)
+FUNCTIONS_MAX_CHAIN_DEPTH = env.int("FUNCTIONS_MAX_CHAIN_DEPTH", default=10, minimum=1)
+FUNCTIONS_LOG_LIMIT_BYTES = env.int("FUNCTIONS_LOG_LIMIT_BYTES", default=65536, minimum=1024)
+# POST …/execute/ with wait=true waits at most this long for the run before answering with it as it is.
+FUNCTIONS_EXECUTE_WAIT_SECONDS = env.float("FUNCTIONS_EXECUTE_WAIT_SECONDS", default=30.0, minimum=0.0)
+# `container` functions run only with a container engine (`docker` CLI talking to DOCKER_HOST).
+DOCKER_HOST = env.str("DOCKER_HOST", default="")
+
 # --- Providers from the environment (global, read-only, secrets stay in the environment) -------
 ENV_PROVIDERS = env_providers(env)
 
@@ -145,6 +159,7 @@ INSTALLED_APPS = [
     "apps.gateway",
     "apps.billing",
     "apps.workflows",
+    "apps.functions",
     "apps.agents",
     "apps.realtime",
     "apps.dashboard",
@@ -241,7 +256,8 @@ SPECTACULAR_SETTINGS = {
 
 GRAPHENE = {"SCHEMA": "cbplatform.schema.schema"}
 
-CELERY_IMPORTS = ["apps.billing.ingest", "apps.billing.rollup", "apps.workflows.tasks", "apps.agents.tasks"]
+CELERY_IMPORTS = ["apps.billing.ingest", "apps.billing.rollup", "apps.workflows.tasks", "apps.functions.tasks",
+                  "apps.agents.tasks"]
 CELERY_BEAT_SCHEDULE = {
     "ingest-usage": {"task": "billing.ingest_usage", "schedule": 1.0},
     "reconcile-inflight": {"task": "billing.reconcile_inflight", "schedule": 60.0},  # killed web processes
@@ -249,6 +265,9 @@ CELERY_BEAT_SCHEDULE = {
     # Delayed workflow transitions are scheduled with a countdown; this sweep fires any whose task was lost.
     "workflows-fire-due": {"task": "workflows.fire_due",
                            "schedule": env.float("WORKFLOW_DUE_SWEEP_SECONDS", default=30.0, minimum=0.5)},
+    # Function schedules (cron): each due slot is claimed by one row update, so two beats start it once.
+    "functions-schedules-due": {"task": "functions.schedules_due",
+                                "schedule": env.float("FUNCTIONS_SCHEDULE_SWEEP_SECONDS", default=15.0, minimum=0.2)},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
