@@ -158,7 +158,7 @@ class AgentRun:
         self.event("agent_tool_call", tool_call_id=call["id"], name=name, arguments=arguments)
         ex = self.execution
         result = tools.call(ex.tenant, names, name, arguments, context={
-            "agent_id": str(ex.agent_id), "execution_id": str(ex.id), "workflow": ex.workflow,
+            "agent_id": str(ex.agent_id), "agent_execution_id": str(ex.id), "workflow": ex.workflow,
             "instance_id": str(ex.instance_id) if ex.instance_id else None,
             "token_id": str(ex.token_id) if ex.token_id else None})
         self.event("agent_tool_result", tool_call_id=call["id"], name=name, **result)

@@ -8,7 +8,7 @@ import pytest
 
 from tests.celery_worker import wait_until
 
-from .conftest import events_of, finished
+from .conftest import events_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
