@@ -131,7 +131,7 @@ def _inline_provider(tenant, spec: dict) -> tuple[Provider, str]:
             slug = f"{kind.replace('_', '-')}-{uuid.uuid4().hex[:6]}"
             provider = provider_services.provider_create(tenant=tenant, slug=slug, name=f"{kind} (from an agent)",
                                                          type=kind, base_url=base_url)
-        if api_key and not any(c.secret == api_key for c in provider.credentials.all()):
+        if api_key and not any(c.secret() == api_key for c in provider.credentials.all()):
             provider_services.credential_create(tenant=tenant, provider=provider, api_key=api_key,
                                                 name="from an agent")
     except ValidationError as exc:
