@@ -137,4 +137,6 @@ def chain_problems(chain) -> dict[str, list[str]]:
         problems["delay_seconds"] = ["Must be from 0 to 86400."]
     if chain.next_function_id == chain.function_id:
         problems["next_function"] = ["A function cannot chain to itself."]
+    elif chain.next_function.tenant_id != chain.function.tenant_id or chain.function.tenant_id != chain.tenant_id:
+        problems["next_function"] = ["Both functions must belong to the chain's tenant."]
     return problems
