@@ -10,7 +10,7 @@ from apps.workflows import services as workflow_services
 from apps.workflows.engine import deep_merge
 from apps.workflows.models import Token, TokenHistory
 
-from . import templates
+from . import templates, tools
 from .models import AgentExecution, ExecutionStatus
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,60 @@ def input_problems(path) -> str | None:
                                          or path in ("data", "metadata")):
         return f"{path!r}: an input is data.<path>, metadata.<path>, id or place."
     return None
+
+
+def function_step_problems(tenant, steps) -> list[str]:
+    if not isinstance(steps, list):
+        return ["Must be a list of {function, input, output}."]
+    problems = []
+    for i, step in enumerate(steps):
+        if not isinstance(step, dict) or set(step) - {"function", "input", "output"} or "function" not in step:
+            problems.append(f"[{i}]: an object {{function, input, output}}.")
+            continue
+        try:
+            tools.check(tenant, [step["function"]])
+        except ApiError as error:
+            problems.append(f"[{i}]: {error.message}")
+        inputs = step.get("input") or {}
+        if not isinstance(inputs, dict):
+            problems.append(f"[{i}].input: an object {{field: path}}.")
+        else:
+            problems += [f"[{i}].input: {p}" for p in map(input_problems, inputs.values()) if p]
+        if step.get("output") is not None and (problem := target_problems(step["output"])):
+            problems.append(f"[{i}].output: {problem}")
+    return problems
+
+
+def run_function_steps(ex: AgentExecution, event) -> list[dict]:
+    """The binding's function steps, in order, over the token as the output left it; each output is merged into
+    the token. A failed step raises (the run fails)."""
+    done = []
+    for step in ex.place_agent.functions or []:
+        token = Token.objects.get(pk=ex.token_id)
+        variables = token_variables(token, workflow=ex.workflow)
+        arguments = {}
+        for name, path in (step.get("input") or {}).items():
+            value = templates.lookup(variables, path)
+            if templates.missing(value):
+                raise InvalidRequest(f"Function step {step['function']!r}: the token has no {path!r}.",
+                                     code="function_input_missing")
+            arguments[name] = value
+        _, names = tools.specs_for(ex.tenant, [step["function"]])
+        name = next(iter(names), str(step["function"]))
+        event("agent_tool_call", name=name, arguments=arguments, step="after")
+        result = tools.call(ex.tenant, names, name, arguments, context={
+            "agent_execution_id": str(ex.id), "workflow": ex.workflow, "instance_id": str(ex.instance_id),
+            "token_id": str(ex.token_id)})
+        event("agent_tool_result", name=name, step="after", **result)
+        done.append({"name": name, "arguments": arguments, "step": "after", **result})
+        if "result" not in result:
+            raise ApiError(f"Function step {name!r} failed: {result.get('error')}", code="function_step_failed",
+                           status=502)
+        if step.get("output"):
+            data, metadata = output_patch({step["output"]: "json"}, text="", output_json=result["result"])
+            workflow_services.token_update_data(ex.tenant, token_id=ex.token_id, data=data, metadata=metadata,
+                                                actor=f"agent:{ex.agent.name}"[:200])
+    return done
 
 
 def token_variables(token: Token, *, workflow: str) -> dict:

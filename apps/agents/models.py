@@ -70,6 +70,9 @@ class PlaceAgent(TimeStampedModel):
                                      help_text='{template variable: "data.x" | "metadata.y" | "id" | "place"}')
     output_mapping = models.JSONField(default=dict, blank=True,
                                       help_text='{"data.x" | "metadata.y": "output" | "output.field" | "text"}')
+    functions = models.JSONField(default=list, blank=True,
+                                 help_text='Function steps after the output is written: [{"function": id or name, '
+                                           '"input": {"text": "data.article"}, "output": "data.stats"}].')
     auto_transition = models.CharField(max_length=120, blank=True, help_text="Fired after a successful run.")
     schedule = models.JSONField(default=dict, blank=True,
                                 help_text="initial_delay_seconds, interval_seconds, max_executions.")

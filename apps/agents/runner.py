@@ -268,6 +268,10 @@ def _succeeded(run: AgentRun, result: dict, output_json) -> None:
     if ex.token_id and ex.place_agent_id:
         try:
             written = mapping.write_output(ex, text=text, output_json=output_json)
+            steps = mapping.run_function_steps(ex, run.event)
+            if steps:
+                AgentExecution.objects.filter(pk=ex.pk).update(
+                    tool_calls=list(AgentExecution.objects.get(pk=ex.pk).tool_calls or []) + steps)
         except ApiError as error:
             _finish(run, ExecutionStatus.FAILED, output_text=text, output_json=output_json,
                     error=f"Output mapping failed: {error.message}"[:2000], error_code=error.code or "mapping")

@@ -5,19 +5,25 @@ renders them as field errors)."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import jsonschema
+import yaml
+from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.core.errors import ApiError, Conflict
+from apps.core.errors import ApiError, Conflict, NotFound
+from apps.functions import selectors as function_selectors
+from apps.functions import services as function_services
 from apps.providers import services as provider_services
 from apps.providers.models import Provider
 from apps.providers.route_options import parse_route_options
 from apps.rules.engine import RuleError, compile_condition
 from apps.rules.selectors import named_rules_for
+from apps.workflows import services as workflow_services
 from apps.workflows.access import workflow_access_by_id
 from apps.workflows.netcache import net_for_version
 
@@ -32,7 +38,7 @@ AGENT_FIELDS = ("name", "description", "model", "routing", "llm", "system_prompt
                 "context_instructions", "capabilities", "json_mode", "output_schema", "tools", "max_tool_steps",
                 "timeout_seconds", "retry", "enabled")
 PLACE_AGENT_FIELDS = ("agent", "workflow", "place", "trigger_conditions", "input_mapping", "output_mapping",
-                      "auto_transition", "schedule", "retry", "enabled")
+                      "functions", "auto_transition", "schedule", "retry", "enabled")
 
 
 # ---- agents ------------------------------------------------------------------------------------------------
@@ -208,6 +214,8 @@ def place_agent_clean(binding: PlaceAgent) -> None:
     elif problems := [p for target, source in binding.output_mapping.items()
                       for p in (mapping.target_problems(target), mapping.source_problems(source)) if p]:
         errors["output_mapping"] = problems
+    if problems := mapping.function_step_problems(tenant, binding.functions):
+        errors["functions"] = problems
     if problems := _schedule_problems(binding.schedule):
         errors["schedule"] = problems
     if problems := _retry_problems(binding.retry):
@@ -329,3 +337,58 @@ def execution_cancel(tenant, *, execution: AgentExecution) -> AgentExecution:
         status=ExecutionStatus.CANCELLED, finished_at=timezone.now(), error="Cancelled.", error_code="cancelled")
     execution.refresh_from_db()
     return execution
+
+
+# ---- examples ----------------------------------------------------------------------------------------------
+EXAMPLES_DIR = Path(settings.BASE_DIR) / "examples" / "agents"
+_EXAMPLE_AGENT_KEYS = ("name", "description", "model", "prompts", "llm", "routing", "tools", "json_mode",
+                       "output_schema", "retry", "timeout_seconds")
+_EXAMPLE_BINDING_KEYS = ("place", "trigger_conditions", "input_mapping", "output_mapping", "functions",
+                         "auto_transition", "schedule")
+
+
+def _prompt_fields(prompts: dict) -> dict:
+    return {"system_prompt": prompts.get("system", ""), "user_template": prompts.get("user_template", ""),
+            "context_instructions": prompts.get("context_instructions", "")}
+
+
+@transaction.atomic
+def example_load(tenant, *, name: str, model: str | None = None) -> list[PlaceAgent]:
+    """Load examples/agents/<name>.yaml for `tenant`: its functions (kept when one of that name exists), agents
+    (created or updated by name) and their place bindings (one per agent and place). The workflow comes from
+    examples/workflows when the tenant lacks it. `model` overrides every agent's model."""
+    path = EXAMPLES_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise NotFound(f"No agents example {name!r} (see {EXAMPLES_DIR.name}/).")
+    spec = yaml.safe_load(path.read_text())
+    try:
+        workflow_access_by_id(tenant, spec["workflow"])
+    except NotFound:
+        workflow_services.examples_load(tenant=tenant)
+    for raw in spec.get("functions") or []:
+        if not function_selectors.function_list(tenant=tenant).filter(name=raw["name"]).exists():
+            function_services.function_create(tenant, fields=raw, actor="examples")
+    bindings = []
+    for raw in spec["agents"]:
+        fields = {k: raw[k] for k in _EXAMPLE_AGENT_KEYS if k in raw and k != "prompts"}
+        fields.update(_prompt_fields(raw.get("prompts") or {}))
+        if model:
+            fields["model"] = model
+        agent = Agent.objects.filter(tenant=tenant, name=raw["name"]).first()
+        agent = agent_update(tenant, agent=agent, **fields) if agent else agent_create(tenant, **fields)
+        binding_fields = {k: raw[k] for k in _EXAMPLE_BINDING_KEYS if k in raw}
+        binding = PlaceAgent.objects.filter(tenant=tenant, agent=agent, workflow=spec["workflow"],
+                                            place=raw["place"]).first()
+        if binding:
+            bindings.append(place_agent_update(tenant, binding=binding, **binding_fields))
+        else:
+            bindings.append(place_agent_create(tenant, agent=agent, workflow=spec["workflow"], **binding_fields))
+    return bindings
+
+
+def examples_load(*, tenant) -> list[str]:
+    """Every example in examples/agents/ for `tenant` (the bootstrap's demo tenant)."""
+    names = sorted(p.stem for p in EXAMPLES_DIR.glob("*.yaml"))
+    for name in names:
+        example_load(tenant, name=name)
+    return names

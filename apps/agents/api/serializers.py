@@ -74,6 +74,7 @@ class PlaceAgentSerializer(StrictSerializer):
     trigger_conditions = serializers.JSONField(required=False, allow_null=True)
     input_mapping = serializers.JSONField(required=False)
     output_mapping = serializers.JSONField(required=False)
+    functions = serializers.JSONField(required=False, help_text="Function steps after the output is written.")
     auto_transition = serializers.CharField(required=False, allow_blank=True, max_length=120)
     schedule = serializers.JSONField(required=False)
     retry = serializers.JSONField(required=False)

@@ -102,3 +102,5 @@ class Command(BaseCommand):
             self.stderr.write(f"demo API key (shown once): {created['api_key']}")
         if created.get("workflows"):
             self.stderr.write(f"example workflows loaded: {', '.join(created['workflows'])}")
+        if created.get("agents"):
+            self.stderr.write(f"example agents loaded: {', '.join(created['agents'])}")
