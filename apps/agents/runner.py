@@ -54,6 +54,14 @@ class AgentRun:
         self.agent = execution.agent
         self.deadline = time.monotonic() + max(0.1, execution.timeout_seconds)
         self.content_index = 0
+        self.totals = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "cost": Decimal(0)}
+
+    def usage(self) -> dict:
+        """Every attempt's usage so far (earlier attempts' from the row as it was claimed, this one's counted)."""
+        ex, totals = self.execution, self.totals
+        return {"prompt_tokens": ex.prompt_tokens + totals["prompt_tokens"],
+                "completion_tokens": ex.completion_tokens + totals["completion_tokens"],
+                "total_tokens": ex.total_tokens + totals["total_tokens"], "cost": str(ex.cost + totals["cost"])}
 
     # ---- events ----------------------------------------------------------------------------------------
     def event(self, type_: str, **data) -> None:
@@ -81,8 +89,7 @@ class AgentRun:
             system = f"{system}\n\n{context}" if system else context
         user = templates.render(agent.user_template or "{input_data}", variables)
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
-        AgentExecution.objects.filter(pk=ex.pk).update(messages=messages)
-        ex.messages = messages
+        ex.messages = messages  # stored with the usage when the conversation ends (a retry resends it)
         return list(messages)
 
     def request(self, messages: list[dict], specs: list[dict], *, last_step: bool) -> dict:
@@ -107,7 +114,7 @@ class AgentRun:
         ex, agent = self.execution, self.agent
         messages = self.messages()
         specs, names = tools.specs_for(ex.tenant, agent.tools)
-        totals = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "cost": Decimal(0)}
+        totals = self.totals
         calls_made: list[dict] = []
         request_ids: list[str] = list(ex.request_ids or [])
         step, tool_rounds = 0, 0
@@ -141,12 +148,12 @@ class AgentRun:
                                                            else {"error": record.get("error")}, default=str)})
         finally:
             AgentExecution.objects.filter(pk=ex.pk).update(
-                request_ids=request_ids, tool_calls=list(ex.tool_calls or []) + calls_made,
+                messages=ex.messages, request_ids=request_ids, tool_calls=list(ex.tool_calls or []) + calls_made,
                 prompt_tokens=F("prompt_tokens") + totals["prompt_tokens"],
                 completion_tokens=F("completion_tokens") + totals["completion_tokens"],
                 total_tokens=F("total_tokens") + totals["total_tokens"], cost=F("cost") + totals["cost"],
                 model=outcome.model if outcome else ex.model, provider=outcome.provider if outcome else ex.provider)
-        return {"text": outcome.text, "messages": messages, "usage": totals}
+        return {"text": outcome.text, "messages": messages, "model": outcome.model, "provider": outcome.provider}
 
     def tool_call(self, call: dict, names: dict) -> dict:
         name = call["function"]["name"]
@@ -191,12 +198,12 @@ def _claim(execution_id, attempt: int) -> bool:
              error="", error_code="") == 1
 
 
-def _finish(run: AgentRun, status: str, **fields) -> None:
+def _finish(run: AgentRun, status: str, **fields) -> float:
     ex = run.execution
     now = timezone.now()
-    started = ex.started_at or now
-    AgentExecution.objects.filter(pk=ex.pk).update(
-        status=status, finished_at=now, duration_ms=(now - started).total_seconds() * 1000, **fields)
+    duration = ((now - ex.started_at).total_seconds() * 1000) if ex.started_at else 0.0
+    AgentExecution.objects.filter(pk=ex.pk).update(status=status, finished_at=now, duration_ms=duration, **fields)
+    return duration
 
 
 def execution_run(execution_id, attempt: int = 1) -> float | None:
@@ -250,15 +257,9 @@ def _failed(run: AgentRun, error: ApiError, *, timeout: bool = False) -> float |
     status = ExecutionStatus.TIMEOUT if timeout or kind == "timeout" else ExecutionStatus.FAILED
     with transaction.atomic():  # the final event and the final status are seen together
         _finish(run, status, error=error.message[:2000], error_code=(error.code or error.type or "error")[:64])
-        row = AgentExecution.objects.get(pk=ex.pk)
         run.event("agent_failed", status=status, error=error.message[:500], code=error.code or error.type,
-                  attempts=ex.attempts, usage=_usage(row))
+                  attempts=ex.attempts, usage=run.usage())
     return None
-
-
-def _usage(row: AgentExecution) -> dict:
-    return {"prompt_tokens": row.prompt_tokens, "completion_tokens": row.completion_tokens,
-            "total_tokens": row.total_tokens, "cost": str(row.cost)}
 
 
 def _succeeded(run: AgentRun, result: dict, output_json) -> None:
@@ -273,19 +274,19 @@ def _succeeded(run: AgentRun, result: dict, output_json) -> None:
                 AgentExecution.objects.filter(pk=ex.pk).update(
                     tool_calls=list(AgentExecution.objects.get(pk=ex.pk).tool_calls or []) + steps)
         except ApiError as error:
-            _finish(run, ExecutionStatus.FAILED, output_text=text, output_json=output_json,
-                    error=f"Output mapping failed: {error.message}"[:2000], error_code=error.code or "mapping")
-            run.event("agent_failed", status="failed", error=f"Output mapping failed: {error.message}"[:500],
-                      code=error.code)
+            with transaction.atomic():
+                _finish(run, ExecutionStatus.FAILED, output_text=text, output_json=output_json,
+                        error=f"Output mapping failed: {error.message}"[:2000], error_code=error.code or "mapping")
+                run.event("agent_failed", status="failed", error=f"Output mapping failed: {error.message}"[:500],
+                          code=error.code, usage=run.usage())
             return
-    _finish(run, ExecutionStatus.COMPLETED, output_text=text, output_json=output_json)
-    row = AgentExecution.objects.get(pk=ex.pk)
-    run.event("agent_completed", output=output_json if output_json is not None else text[:4000],
-              written=sorted(written), usage=_usage(row), model=row.model, provider=row.provider,
-              attempts=row.attempts, duration_ms=row.duration_ms)
+    with transaction.atomic():  # the final event and the final status are seen together
+        duration = _finish(run, ExecutionStatus.COMPLETED, output_text=text, output_json=output_json)
+        run.event("agent_completed", output=output_json if output_json is not None else text[:4000],
+                  written=sorted(written), usage=run.usage(), model=result["model"], provider=result["provider"],
+                  attempts=ex.attempts, duration_ms=round(duration, 3))
     if ex.place_agent_id:
         mapping.after_success(ex)
-    return
 
 
 def _cancel_if_pending(execution_id) -> None:

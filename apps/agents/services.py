@@ -300,12 +300,15 @@ def execution_from_binding(binding, *, tenant_id: int, workflow: str, instance_i
                            trigger_key: str) -> str | None:
     """The listener's path (after the commit that moved the token): one INSERT from the cached binding, enqueued
     at once. None when this arrival already started it."""
+    fields = dict(tenant_id=tenant_id, agent_id=binding.agent_id, place_agent_id=binding.id, workflow=workflow,
+                  instance_id=instance_id, token_id=token_id, trigger_key=trigger_key, model_requested=binding.model,
+                  max_attempts=binding.max_attempts, timeout_seconds=binding.timeout_seconds)
     try:
-        with transaction.atomic():
-            execution = AgentExecution.objects.create(
-                tenant_id=tenant_id, agent_id=binding.agent_id, place_agent_id=binding.id, workflow=workflow,
-                instance_id=instance_id, token_id=token_id, trigger_key=trigger_key, model_requested=binding.model,
-                max_attempts=binding.max_attempts, timeout_seconds=binding.timeout_seconds)
+        if transaction.get_connection().in_atomic_block:
+            with transaction.atomic():  # a savepoint, so a duplicate leaves the caller's transaction usable
+                execution = AgentExecution.objects.create(**fields)
+        else:
+            execution = AgentExecution.objects.create(**fields)  # after the commit: one round trip
     except IntegrityError:
         return None
     execution_id = str(execution.id)

@@ -22,6 +22,7 @@ def fake():
 def agent_worker(django_db_setup, tmp_path_factory):
     """One real worker for the module's tests (a worker per test would cost seconds each)."""
     worker = Worker(tmp_path_factory.mktemp("agents-worker"))
+    assert wait_until(lambda: " ready." in worker.output(), 120), worker.output()[-3000:]
     yield worker
     worker.stop()
 
@@ -49,7 +50,7 @@ def execution(execution_id):
     return AgentExecution.objects.get(pk=execution_id)
 
 
-def finished(execution_id, timeout=30.0):
+def finished(execution_id, timeout=60.0):
     from apps.agents.models import FINISHED
 
     return wait_until(lambda: execution(execution_id).status in FINISHED and execution(execution_id), timeout)
