@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import timedelta
 
 from celery import current_app
 from django.db import connections, transaction
@@ -20,9 +21,10 @@ LINK_KEYS = ("workflow", "instance_id", "token_id", "agent_execution_id")
 def execution_create(function: Function, *, input: dict, trigger: str, context: dict | None = None,
                      trigger_ref_id=None, parent: FunctionExecution | None = None,
                      status: str = ExecutionStatus.PENDING, error: str = "", error_code: str = "",
-                     timeout: float | None = None) -> FunctionExecution:
+                     timeout: float | None = None, due_in: float = 0.0) -> FunctionExecution:
     """An execution row; links (workflow, instance, token, agent run) come from `context`, else the parent's.
-    A status other than pending records a run that ended before it started (a mapping that failed)."""
+    A status other than pending records a run that ended before it started (a mapping that failed). `due_in`:
+    the delay it is enqueued with (the sweep that re-enqueues lost runs leaves it alone until then)."""
     context = dict(context or {})
     links = {key: context.get(key) or (getattr(parent, key, None) if parent else None) for key in LINK_KEYS}
     finished = status != ExecutionStatus.PENDING
@@ -36,7 +38,8 @@ def execution_create(function: Function, *, input: dict, trigger: str, context: 
         agent_execution_id=str(links["agent_execution_id"] or "")[:64], parent=parent,
         depth=(parent.depth + 1) if parent else int(context.get("depth") or 0),
         error=error, error_code=error_code, finished_at=now if finished else None,
-        started_at=now if finished else None, duration_ms=0 if finished else None)
+        started_at=now if finished else None, duration_ms=0 if finished else None,
+        next_attempt_at=None if finished else now + timedelta(seconds=due_in))
 
 
 def enqueue(execution_id, attempt: int = 1, countdown: float = 0.0) -> None:

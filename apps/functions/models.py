@@ -200,6 +200,8 @@ class FunctionExecution(models.Model):
     depth = models.PositiveSmallIntegerField(default=0, help_text="Chain/trigger depth from the first run.")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Pending: when its (next) attempt is due. Running: when the attempt's lease ends (a task redelivered after
+    # a worker died may take it over then).
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from celery import current_app
 from django.db import transaction
-from django.db.models import Value
+from django.db.models import Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -47,12 +47,37 @@ def retryable(function, error: RunError) -> bool:
     return error.code not in FINAL_ERROR_CODES and error.code in (function.retry_on or [])
 
 
+LEASE_GRACE_SECONDS = 60.0
+
+
 def claim(execution_id, attempt: int) -> bool:
+    """Take attempt `attempt`: from pending after attempt-1 attempts, or again from running when the worker
+    that held it died (its lease, `next_attempt_at` while running, expired; Celery redelivers the task)."""
     now = timezone.now()
-    return bool(FunctionExecution.objects.filter(
-        pk=execution_id, status=ExecutionStatus.PENDING, attempts=attempt - 1,
-    ).update(status=ExecutionStatus.RUNNING, attempts=attempt, started_at=Coalesce("started_at", Value(now)),
-             next_attempt_at=None))
+    row = FunctionExecution.objects.filter(pk=execution_id).values("timeout_seconds").first()
+    if row is None:
+        return False
+    lease = now + timedelta(seconds=row["timeout_seconds"] + LEASE_GRACE_SECONDS)
+    fresh = Q(status=ExecutionStatus.PENDING, attempts=attempt - 1)
+    lost = Q(status=ExecutionStatus.RUNNING, attempts=attempt, next_attempt_at__lt=now)
+    return bool(FunctionExecution.objects.filter(fresh | lost, pk=execution_id).update(
+        status=ExecutionStatus.RUNNING, attempts=attempt, started_at=Coalesce("started_at", Value(now)),
+        next_attempt_at=lease))
+
+
+def redeliver_lost(now=None, *, batch: int = 100) -> int:
+    """Enqueue again what a lost task left behind (a broker that dropped it, a worker killed mid-run): pending
+    runs a minute past due and running ones whose lease expired. Claiming makes a needless one harmless."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=LEASE_GRACE_SECONDS)
+    rows = FunctionExecution.objects.filter(
+        Q(status=ExecutionStatus.PENDING, next_attempt_at__lt=stale)
+        | Q(status=ExecutionStatus.RUNNING, next_attempt_at__lt=now)).values_list("id", "status", "attempts")
+    count = 0
+    for execution_id, status, attempts in rows[:batch]:
+        enqueue(execution_id, attempts + 1 if status == ExecutionStatus.PENDING else attempts)
+        count += 1
+    return count
 
 
 def is_cancelled(execution_id) -> bool:

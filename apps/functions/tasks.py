@@ -20,4 +20,7 @@ def run(execution_id: str, attempt: int = 1) -> str:
 
 @shared_task(name="functions.schedules_due", **RETRY)
 def schedules_due() -> int:
-    return triggers.schedules_due()
+    """The beat's sweep: due schedules, then runs whose task was lost."""
+    started = triggers.schedules_due()
+    runner.redeliver_lost()
+    return started

@@ -1,24 +1,26 @@
 """Triggers: which functions an event starts, and starting them.
 
 Workflow events arrive through the outbox listener, in the thread that committed them, so the listener only
-reads a per-process index of the tenant's triggers (rebuilt when the tenant's trigger version in the cache
-changes), evaluates conditions, records executions and enqueues them; it never runs a function itself (except
-under eager Celery, the embedded default, where enqueueing is running). Schedules are started by a beat task
+reads a per-process index of the tenant's triggers (rebuilt when the tenant's trigger version in Redis
+changes, checked at most every INDEX_MAX_AGE seconds), evaluates conditions, records executions and enqueues
+them; it never runs a function itself (except under eager Celery, the embedded default, where enqueueing is
+running). Schedules are started by a beat task
 that claims each due slot with one conditional UPDATE, so two beats start a slot once."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from apps.core import redis as cb_redis
 from apps.rules.engine import Compiled, RuleError, compile_condition, passes
 from apps.rules.selectors import named_rules_for
 
@@ -47,27 +49,55 @@ class TriggerSpec:
     mapping: dict
 
 
-_index: dict = {}  # tenant id → (version, {kind: [TriggerSpec]})
+# tenant id → (version, checked at (monotonic), {kind: [TriggerSpec]}). The version lives in Redis (one key
+# per tenant) when Redis is configured; a process re-reads it at most every INDEX_MAX_AGE seconds, so a trigger
+# saved in another process starts matching within that (at once in the saving process).
+INDEX_MAX_AGE = 0.5
+_index: dict = {}
 _index_lock = threading.Lock()
 
 
 def _version_key(tenant_id) -> str:
-    return f"functions:triggers:{tenant_id}"
+    return f"cb:functions:triggers:{tenant_id}"
 
 
 def index_bump(tenant_id) -> None:
-    """After the current transaction commits, every process rebuilds this tenant's index on its next event."""
-    transaction.on_commit(lambda: cache.set(_version_key(tenant_id), uuid.uuid4().hex, None))
+    """After the current transaction commits, every process rebuilds this tenant's index (this one at once)."""
+    def bump():
+        with _index_lock:
+            _index.pop(tenant_id, None)
+        if cb_redis.configured():
+            try:
+                cb_redis.sync_client().set(_version_key(tenant_id), uuid.uuid4().hex)
+            except Exception as exc:  # a save must not fail because Redis is away; others see it on their rebuild
+                logger.warning("could not bump the trigger index version: %s", type(exc).__name__)
+
+    transaction.on_commit(bump)
+
+
+def _shared_version(tenant_id) -> str:
+    if not cb_redis.configured():
+        return "local"  # one process (the embedded default): bumps drop the entry directly
+    try:
+        value = cb_redis.sync_client().get(_version_key(tenant_id))
+    except Exception:  # Redis away: keep what this process has
+        return _index[tenant_id][0] if tenant_id in _index else "unknown"
+    return value.decode() if value else "0"
 
 
 def tenant_triggers(tenant_id, kind: str) -> list[TriggerSpec]:
-    version = cache.get(_version_key(tenant_id)) or "0"
+    """The tenant's enabled triggers of `kind` (not schedules), from this process's index."""
+    now = time.monotonic()
     entry = _index.get(tenant_id)
-    if entry is None or entry[0] != version:
-        entry = (version, _build(tenant_id))
+    if entry is None or now - entry[1] > INDEX_MAX_AGE:
+        version = _shared_version(tenant_id)
+        if entry is None or entry[0] != version:
+            entry = (version, now, _build(tenant_id))
+        else:
+            entry = (version, now, entry[2])
         with _index_lock:
             _index[tenant_id] = entry
-    return entry[1].get(kind, [])
+    return entry[2].get(kind, [])
 
 
 def _build(tenant_id) -> dict[str, list[TriggerSpec]]:
@@ -138,7 +168,7 @@ def start(function: Function, *, mapping: dict, facts: dict, trigger: str, trigg
                                 trigger_ref_id=trigger_ref_id, parent=parent, status=ExecutionStatus.FAILED,
                                 error=f"Input mapping: {exc}", error_code="input_invalid")
     execution = execution_create(function, input=data, trigger=trigger, context=context,
-                                 trigger_ref_id=trigger_ref_id, parent=parent)
+                                 trigger_ref_id=trigger_ref_id, parent=parent, due_in=countdown)
     enqueue(execution.id, countdown=countdown)
     return execution
 
@@ -163,7 +193,7 @@ def workflow_events_committed(events: Sequence) -> None:
     for event in events:
         kind = EVENT_KINDS.get(event.type)
         if kind is None or not tenant_triggers(event.tenant_id, kind):
-            continue
+            continue  # the common case: a dict lookup, and a Redis GET at most every INDEX_MAX_AGE
         try:
             fire_matching(event.tenant_id, kind, event_facts(event))
         except Exception:  # one bad trigger must not stop the others, nor reach the committing caller

@@ -62,3 +62,17 @@ def test_tool_specs_sanitise_names_and_map_back():
                                                          "parameters": WORDS_IN}}
     names = selectors.tool_names(tenant, [first.id, second.id])
     assert names["word_count"].id == first.id and names["word_count_2"].id == second.id
+
+
+def test_run_now_retries_inline_with_backoff():
+    tenant = factories.tenant("fn-run-now-retry")
+    flaky, _ = services.function_create(tenant, fields={
+        "name": "flaky", "runtime": "python", "config": {"callable": "tests.functions.callables.flaky"},
+        "max_attempts": 3, "retry_delay_seconds": 0.2, "backoff": "linear", "retry_on": ["http_5xx"]})
+    execution = services.function_run_now(tenant, function_id=flaky.id, input={"succeed_on": 3, "code": "http_5xx"})
+    assert execution.status == "completed" and execution.attempts == 3 and execution.output == {"attempt": 3}
+    assert [entry["outcome"] for entry in execution.logs] == ["http_5xx", "http_5xx", "ok"]
+    failing = services.function_run_now(tenant, function_id=flaky.id, input={"code": "exit_code"})
+    assert failing.status == "failed" and failing.attempts == 1 and failing.error_code == "exit_code"
+    short = services.function_run_now(tenant, function_id=flaky.id, input={"succeed_on": 1}, timeout=0.5)
+    assert short.timeout_seconds == 0.5 and short.status == "completed"

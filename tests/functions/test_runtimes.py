@@ -147,6 +147,10 @@ def test_python_builtin_word_count(fn_worker, api):
     function = python_function(api, "apps.functions.builtins.word_count")
     done = run(api, function["id"], {"text": "The quick brown fox jumps over the lazy dog"})
     assert done.status == "completed" and done.output == {"words": 9, "reading_time_minutes": 1}
+    waited = api.post(f"/api/functions/{function['id']}/execute/", {"input": {"text": "a b"}, "wait": True},
+                      format="json")
+    assert waited.status_code == 200 and waited.json()["status"] == "completed"
+    assert waited.json()["output"] == {"words": 2, "reading_time_minutes": 1}
     refused = api.post("/api/functions/", {"name": "os", "runtime": "python", "config": {"callable": "os.system"}},
                        format="json")
     assert refused.status_code == 400 and "FUNCTIONS_PYTHON_MODULES" in refused.json()["config"][0]

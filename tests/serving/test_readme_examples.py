@@ -116,6 +116,20 @@ def test_workflow_examples(embedded):
     assert fired["token"]["id"] == token and fired["token"]["place"] == "pending_review"
 
 
+def test_function_examples(embedded):
+    """The Functions section as written: create a python function and run it, waiting for the result."""
+    import json
+
+    secret = re.search(r"demo API key \(shown once\): (cb-\S+)", embedded.output()).group(1)
+    section = README.split("## Functions", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+    result = subprocess.run(["bash", "-euc", localize(block, embedded)], env={"PATH": "/usr/bin:/bin",
+                            "CB_KEY": secret}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["status"] == "completed" and answer["output"] == {"words": 5, "reading_time_minutes": 1}
+
+
 def _run_curl(command: str) -> str:
     result = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
