@@ -31,7 +31,7 @@ def embedded():
 
 
 def _curl(command: str, server) -> dict:
-    command = command.split("\n# ")[0].replace("$CB_KEY", server.key).replace("\\\n", " ")
+    command = command.split("\n# ", maxsplit=1)[0].replace("$CB_KEY", server.key).replace("\\\n", " ")
     command = command.replace("http://localhost:3000", server.url)
     result = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
