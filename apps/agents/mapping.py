@@ -10,7 +10,7 @@ from apps.workflows import services as workflow_services
 from apps.workflows.engine import deep_merge
 from apps.workflows.models import Token, TokenHistory
 
-from . import templates, tools
+from . import dispatch, templates, tools
 from .models import AgentExecution, ExecutionStatus
 
 log = logging.getLogger(__name__)
@@ -200,9 +200,7 @@ def _schedule_next(ex: AgentExecution) -> None:
     token = Token.objects.filter(pk=ex.token_id, status="active", place=ex.place_agent.place).first()
     if token is None:
         return
-    from .services import execution_start  # why: services imports this module (the binding's trigger path)
-
-    execution_start(ex.tenant, agent=ex.agent, place_agent=ex.place_agent, token=token, workflow=ex.workflow,
+    dispatch.execution_start(ex.tenant, agent=ex.agent, place_agent=ex.place_agent, token=token, workflow=ex.workflow,
                     trigger_key=f"{arrival}#{done + 1}", countdown=float(interval))
 
 

@@ -12,7 +12,7 @@ import yaml
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from apps.core.errors import ApiError, Conflict, NotFound
@@ -275,47 +275,6 @@ def bindings_changed() -> None:
 
 
 # ---- executions ------------------------------------------------------------------------------------------
-def execution_start(tenant, *, agent: Agent, input=None, place_agent: PlaceAgent | None = None, token=None,
-                    workflow: str = "", trigger_key: str = "", countdown: float = 0.0) -> AgentExecution | None:
-    """A pending execution, enqueued once the caller's transaction commits. None when `trigger_key` already
-    started one (a duplicated trigger)."""
-    retry = {**agent.retry_settings, **((place_agent.retry if place_agent else None) or {})}
-    tenant_id = tenant if isinstance(tenant, int) else tenant.id
-    fields = dict(tenant_id=tenant_id, agent=agent, place_agent=place_agent, workflow=workflow,
-                  instance_id=token.instance_id if token is not None else None,
-                  token_id=token.id if token is not None else None, trigger_key=trigger_key,
-                  input=input if input is not None else {}, model_requested=agent.model,
-                  max_attempts=int(retry.get("max_attempts") or 1), timeout_seconds=agent.timeout_seconds)
-    try:
-        with transaction.atomic():
-            execution = AgentExecution.objects.create(**fields)
-    except IntegrityError:
-        return None
-    execution_id = str(execution.id)
-    transaction.on_commit(lambda: dispatch.enqueue(execution_id, 1, countdown=countdown))
-    return execution
-
-
-def execution_from_binding(binding, *, tenant_id: int, workflow: str, instance_id, token_id: str,
-                           trigger_key: str) -> str | None:
-    """The listener's path (after the commit that moved the token): one INSERT from the cached binding, enqueued
-    at once. None when this arrival already started it."""
-    fields = dict(tenant_id=tenant_id, agent_id=binding.agent_id, place_agent_id=binding.id, workflow=workflow,
-                  instance_id=instance_id, token_id=token_id, trigger_key=trigger_key, model_requested=binding.model,
-                  max_attempts=binding.max_attempts, timeout_seconds=binding.timeout_seconds)
-    try:
-        if transaction.get_connection().in_atomic_block:
-            with transaction.atomic():  # a savepoint, so a duplicate leaves the caller's transaction usable
-                execution = AgentExecution.objects.create(**fields)
-        else:
-            execution = AgentExecution.objects.create(**fields)  # after the commit: one round trip
-    except IntegrityError:
-        return None
-    execution_id = str(execution.id)
-    transaction.on_commit(lambda: dispatch.enqueue(execution_id, 1, countdown=binding.initial_delay))
-    return execution_id
-
-
 def agent_execute(tenant, *, agent: Agent, input) -> AgentExecution:
     """The API's execute: an agent outside workflows, its input rendered into the prompts."""
     if not agent.enabled:
@@ -327,7 +286,7 @@ def agent_execute(tenant, *, agent: Agent, input) -> AgentExecution:
         if source:
             templates.render(source, {**input, "input": input, "input_data": input,
                                       "data": input.get("data", input)})  # a missing variable: 400 now, not a run
-    return execution_start(tenant, agent=agent, input=input)
+    return dispatch.execution_start(tenant, agent=agent, input=input)
 
 
 def execution_cancel(tenant, *, execution: AgentExecution) -> AgentExecution:

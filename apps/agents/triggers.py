@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from apps.rules.engine import passes
 from apps.workflows.models import Token
 
+from .dispatch import execution_from_binding
 from .selectors import bindings_for
-from .services import execution_from_binding
 
 log = logging.getLogger(__name__)
 
