@@ -130,3 +130,20 @@ def test_a_disabled_binding_starts_nothing(world):
 
     time.sleep(1.0)
     assert executions_for(world, token_id) == []
+
+
+def test_a_schedule_delays_the_first_run_and_repeats_while_the_token_stays(world):
+    setup_flow(world, auto_transition="", schedule={"initial_delay_seconds": 1, "interval_seconds": 0.5,
+                                                    "max_executions": 2})
+    token_id = new_token(world)
+    fire(world, token_id, "submit")
+    runs = wait_until(lambda: len(executions_for(world, token_id)) == 2
+                      and all(r["status"] == "completed" for r in executions_for(world, token_id))
+                      and executions_for(world, token_id), 30)
+    assert runs, executions_for(world, token_id)
+    first = execution(runs[-1]["id"])  # newest first
+    assert (first.started_at - first.created_at).total_seconds() >= 0.9
+    import time
+
+    time.sleep(1.5)
+    assert len(executions_for(world, token_id)) == 2  # max_executions

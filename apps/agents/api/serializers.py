@@ -83,7 +83,7 @@ class PlaceAgentSerializer(StrictSerializer):
     updated_at = serializers.DateTimeField(read_only=True)
 
 
-class ExecutionSerializer(StrictModelSerializer):
+class AgentExecutionSerializer(StrictModelSerializer):
     agent_name = serializers.CharField(source="agent.name", read_only=True)
     cost = serializers.DecimalField(max_digits=20, decimal_places=10, read_only=True)
 
@@ -97,7 +97,7 @@ class ExecutionSerializer(StrictModelSerializer):
         read_only_fields = fields
 
 
-class ExecuteSerializer(StrictSerializer):
+class AgentExecuteSerializer(StrictSerializer):
     input = serializers.JSONField(required=False, help_text="Template variables (an object).")
     wait = serializers.JSONField(required=False, help_text="true (up to 30 s) or seconds to wait (≤ 60) for the "
                                                            "result; default false.")
@@ -113,5 +113,5 @@ class ExecuteSerializer(StrictSerializer):
 
 
 STATUSES = [s.value for s in ExecutionStatus]
-__all__ = ["STATUSES", "AgentSerializer", "ExecuteSerializer", "ExecutionSerializer", "PlaceAgent",
+__all__ = ["STATUSES", "AgentSerializer", "AgentExecuteSerializer", "AgentExecutionSerializer", "PlaceAgent",
            "PlaceAgentSerializer"]

@@ -19,7 +19,13 @@ from apps.core.errors import NotFound
 from apps.tenants.api.permissions import IsTenantAdmin
 from apps.tenants.api.tenancy import request_tenant
 
-from .serializers import STATUSES, AgentSerializer, ExecuteSerializer, ExecutionSerializer, PlaceAgentSerializer
+from .serializers import (
+    STATUSES,
+    AgentExecuteSerializer,
+    AgentExecutionSerializer,
+    AgentSerializer,
+    PlaceAgentSerializer,
+)
 
 WAIT_POLL_SECONDS = 0.05
 
@@ -94,20 +100,21 @@ class AgentViewSet(_AgentsApi):
         services.agent_delete(self.tenant, agent=agent_access_by_id(self.tenant, pk, for_write=True))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=ExecuteSerializer, responses={200: ExecutionSerializer, 202: ExecutionSerializer})
+    @extend_schema(request=AgentExecuteSerializer,
+                   responses={200: AgentExecutionSerializer, 202: AgentExecutionSerializer})
     @action(detail=True, methods=["post"])
     def execute(self, request, pk=None):
         """Run the agent on `input` (its template variables). 202 with the pending execution, or with `wait`
         the finished one (200) when it ends within the wait."""
         agent = agent_access_by_id(self.tenant, pk)
-        data = self._validated(ExecuteSerializer)
+        data = self._validated(AgentExecuteSerializer)
         execution = services.agent_execute(self.tenant, agent=agent, input=data.get("input") or {})
         deadline = time.monotonic() + data.get("wait", 0.0)
         while execution.status not in FINISHED and time.monotonic() < deadline:
             time.sleep(WAIT_POLL_SECONDS)
             execution.refresh_from_db()
         finished = execution.status in FINISHED
-        return Response(ExecutionSerializer(execution).data,
+        return Response(AgentExecutionSerializer(execution).data,
                         status=status.HTTP_200_OK if finished else status.HTTP_202_ACCEPTED)
 
 
@@ -160,10 +167,10 @@ class PlaceAgentViewSet(_AgentsApi):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ExecutionViewSet(_AgentsApi):
+class AgentExecutionViewSet(_AgentsApi):
     """Agent executions (read-only): filter by `agent_id`, `status`, `instance_id`, `token_id`."""
 
-    serializer_class = ExecutionSerializer
+    serializer_class = AgentExecutionSerializer
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -181,14 +188,14 @@ class ExecutionViewSet(_AgentsApi):
                                OpenApiParameter("instance_id", OpenApiTypes.UUID),
                                OpenApiParameter("token_id", OpenApiTypes.UUID)])
     def list(self, request):
-        return self._page(self.get_queryset(), ExecutionSerializer)
+        return self._page(self.get_queryset(), AgentExecutionSerializer)
 
     def retrieve(self, request, pk=None):
-        return Response(ExecutionSerializer(execution_access_by_id(self.tenant, pk)).data)
+        return Response(AgentExecutionSerializer(execution_access_by_id(self.tenant, pk)).data)
 
-    @extend_schema(request=None, responses=ExecutionSerializer)
+    @extend_schema(request=None, responses=AgentExecutionSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         """Cancel a pending or running execution (a running stream stops within ~100 ms)."""
         execution = execution_access_by_id(self.tenant, pk)
-        return Response(ExecutionSerializer(services.execution_cancel(self.tenant, execution=execution)).data)
+        return Response(AgentExecutionSerializer(services.execution_cancel(self.tenant, execution=execution)).data)
