@@ -177,7 +177,7 @@ class AgentRun:
         if not (agent.json_mode or agent.output_schema):
             return None
         try:
-            value = json.loads(text)
+            value = json.loads(_unfenced(text))
         except ValueError:
             raise ApiError("The model's output is not JSON, though the agent asks for JSON.",
                            code="output_not_json", status=502) from None
@@ -188,6 +188,16 @@ class AgentRun:
                 raise ApiError(f"The model's output does not match the output schema: {exc.message}",
                                code="output_schema_mismatch", status=502) from None
         return value
+
+
+def _unfenced(text: str) -> str:
+    """Models asked for JSON sometimes wrap it in a ```json fence anyway."""
+    stripped = text.strip()
+    if stripped.startswith("```") and stripped.endswith("```"):
+        stripped = stripped[3:-3]
+        first, _, rest = stripped.partition("\n")
+        return rest if first.strip().lower() in ("json", "") else stripped
+    return stripped
 
 
 def _claim(execution_id, attempt: int) -> bool:
