@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from pathlib import Path
 
 import orjson
+import yaml
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -32,9 +35,9 @@ from .runner import execution_run
 from .schemas import instance_problems
 from .validation import chain_problems, function_problems, next_slot, raise_problems, trigger_problems
 
-__all__ = ["chain_create", "chain_delete", "chain_update", "event_emit", "execution_cancel", "execution_wait",
-           "function_create", "function_delete", "function_execute", "function_run_now", "function_update",
-           "trigger_create", "trigger_delete", "trigger_update"]
+__all__ = ["chain_create", "chain_delete", "chain_update", "event_emit", "examples_load", "execution_cancel",
+           "execution_wait", "function_create", "function_delete", "function_execute", "function_run_now",
+           "function_update", "trigger_create", "trigger_delete", "trigger_update"]
 
 FUNCTION_FIELDS = ("name", "description", "runtime", "config", "input_schema", "output_schema", "timeout_seconds",
                    "max_attempts", "backoff", "retry_delay_seconds", "retry_max_delay_seconds", "retry_on",
@@ -253,7 +256,10 @@ def execution_wait(execution: FunctionExecution, timeout: float) -> FunctionExec
     deadline = time.monotonic() + max(0.0, timeout)
     while execution.status not in FINISHED and time.monotonic() < deadline:
         time.sleep(0.05)
-        execution.refresh_from_db()
+        latest = FunctionExecution.objects.select_related("function").filter(pk=execution.pk).first()
+        if latest is None:  # its function was deleted meanwhile: answer with what was last seen
+            break
+        execution = latest
     return execution
 
 
@@ -264,3 +270,22 @@ def event_emit(tenant, *, name: str, data: dict) -> list[FunctionExecution]:
     if not isinstance(data, dict):
         raise InvalidRequest("`data` must be an object.", param="data")
     return triggers.custom_event_emit(tenant.id, name=name.strip(), data=data)
+
+
+EXAMPLES_DIR = Path(settings.BASE_DIR) / "examples" / "functions"
+
+
+def examples_load(*, tenant, actor: str = "examples") -> list[Function]:
+    """Create the functions of examples/functions/*.yaml (with their triggers) that `tenant` lacks by name."""
+    loaded = []
+    for path in sorted(EXAMPLES_DIR.glob("*.yaml")):
+        for raw in yaml.safe_load(path.read_text()).get("functions", []):
+            fields = {k: v for k, v in raw.items() if k != "triggers"}
+            if Function.objects.filter(tenant=tenant, name=fields["name"]).exists():
+                continue
+            with transaction.atomic():
+                function, _ = function_create(tenant, fields=fields, actor=actor)
+                for trigger in raw.get("triggers", []):
+                    trigger_create(tenant, function_id=function.id, fields=trigger)
+            loaded.append(function)
+    return loaded

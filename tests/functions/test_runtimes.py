@@ -154,6 +154,10 @@ def test_python_builtin_word_count(fn_worker, api):
     refused = api.post("/api/functions/", {"name": "os", "runtime": "python", "config": {"callable": "os.system"}},
                        format="json")
     assert refused.status_code == 400 and "FUNCTIONS_PYTHON_MODULES" in refused.json()["config"][0]
+    imported = api.post("/api/functions/", {"name": "imp", "runtime": "python",
+                                            "config": {"callable": "apps.functions.builtins.django_slugify"}},
+                        format="json")
+    assert imported.status_code == 400 and "not a function defined in" in imported.json()["config"][0]
 
 
 def staff_api(tenant):
@@ -239,3 +243,30 @@ def test_container_without_an_engine_fails_clearly(fn_worker, api):
     bad = staff.post("/api/functions/", {"name": "bad", "runtime": "container", "config": {"mounts": "x"}},
                      format="json")
     assert bad.status_code == 400 and any("image" in m for m in bad.json()["config"])
+
+
+def test_container_with_an_unreachable_engine_goes_through_the_docker_cli(api, settings, tmp_path):
+    """The docker CLI is installed here but no daemon runs: the run reaches the CLI, which reports the engine
+    unreachable (exit 125) — a `connection` error, retried when the function names it."""
+    import shutil
+
+    from apps.functions import services
+    from apps.functions.models import Function
+    from apps.functions.runtimes.base import RunContext
+    from apps.functions.runtimes.container import docker_argv
+
+    if shutil.which("docker") is None:
+        pytest.skip("no docker CLI on this machine")
+    settings.DOCKER_HOST = f"unix://{tmp_path}/no-engine.sock"
+    staff = staff_api(api.tenant)
+    created = staff.post("/api/functions/", {
+        "name": "boxed", "runtime": "container", "secret_env": {"API_TOKEN": "t0ps3cret"},
+        "config": {"image": "alpine:3", "command": "cat", "env": {"MODE": "fast"}}, "timeout_seconds": 20},
+        format="json").json()
+    function = Function.objects.get(pk=created["id"])
+    argv = docker_argv(function, RunContext("e", "f", "manual", 5.0), {"API_TOKEN": "t0ps3cret"}, "cbfn-e-1")
+    assert "t0ps3cret" not in " ".join(argv) and argv[argv.index("API_TOKEN") - 1:][:2] == ["--env", "API_TOKEN"]
+    assert argv[-2:] == ["alpine:3", "cat"] and "--network" in argv
+    done = services.function_run_now(api.tenant, function_id=function.id, input={"a": 1})
+    assert done.status == "failed" and done.error_code == "connection", done.error
+    assert "Cannot connect to the Docker daemon" in done.error

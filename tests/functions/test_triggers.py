@@ -153,3 +153,29 @@ def test_listener_ignores_tenants_without_triggers(fn_worker, transactional_db):
     workflows.workflow_save(tenant, definition=REVIEW)
     workflows.instance_create(tenant, workflow_id="review", data={"title": "x"})
     assert executions(tenant=tenant) == []
+
+
+def test_the_content_pipeline_example_counts_the_draft_submitted_for_edit(fn_worker, api):
+    from apps.functions.services import examples_load
+    from apps.workflows import services as workflows
+
+    tenant = api.tenant
+    workflows.examples_load(tenant=tenant)
+    [function] = examples_load(tenant=tenant)
+    assert examples_load(tenant=tenant) == []  # loaded once
+    instance = workflows.instance_create(tenant, workflow_id="content_pipeline", data={"topic": "Petri nets"})
+    assert wait_until(lambda: workflows.transition_fire(tenant, instance_id=instance.id,
+                                                        transition_id="outline_ready") if _in(instance, "research")
+                      else None, timeout=20)  # start_research is automatic: the worker fires it
+    workflows.transition_fire(tenant, instance_id=instance.id, transition_id="draft_ready",
+                              data={"draft": "Tokens move through places. " * 150})
+    workflows.transition_fire(tenant, instance_id=instance.id, transition_id="submit_for_edit")
+    [run] = wait_until(lambda: finished_runs(1, function_id=function.id))
+    assert run.status == "completed" and run.instance_id == instance.id
+    assert run.output == {"words": 600, "reading_time_minutes": 3}
+
+
+def _in(instance, place) -> bool:
+    from apps.workflows.models import WorkflowInstance
+
+    return WorkflowInstance.objects.get(pk=instance.id).marking.get(place) == 1

@@ -45,7 +45,7 @@ def _validated(serializer_class, request, **kwargs) -> dict:
 
 def _uuid_param(request, name: str):
     raw = request.query_params.get(name)
-    if raw in (None, ""):
+    if raw is None:
         return None
     try:
         return uuid.UUID(raw)
@@ -117,7 +117,7 @@ class FunctionViewSet(_FunctionsApi):
         services.function_delete(self.tenant, function_id=pk, staff=_staff(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=ExecuteSerializer, responses={201: ExecutionSerializer, 200: ExecutionSerializer})
+    @extend_schema(request=ExecuteSerializer, responses={202: ExecutionSerializer, 200: ExecutionSerializer})
     @action(detail=True, methods=["post"])
     def execute(self, request, pk=None):
         """Start a run. With `wait: true` the answer comes when it finished (200), or after
@@ -225,8 +225,8 @@ class ExecutionViewSet(_FunctionsApi):
             return FunctionExecution.objects.none()
         params = self.request.query_params
         function_id = _uuid_param(self.request, "function")
-        run_status = params.get("status") or None
-        if run_status and run_status not in EXECUTION_STATUSES:
+        run_status = params.get("status")
+        if run_status is not None and run_status not in EXECUTION_STATUSES:
             raise ValidationError({"status": [f"Must be one of {', '.join(EXECUTION_STATUSES)}."]})
         return selectors.execution_list(
             tenant=self.tenant, function=function_access_by_id(self.tenant, function_id) if function_id else None,

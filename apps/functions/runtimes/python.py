@@ -35,8 +35,9 @@ def resolve(path: str):
     except ImportError as exc:
         raise RunError(f"Cannot import {module_name!r}: {exc}", code="misconfigured") from None
     target = getattr(module, attribute, None)
-    if not callable(target):
-        raise RunError(f"{path!r} is not a callable.", code="misconfigured")
+    # Only what the allowed module itself defines: not a class or function it imported from elsewhere.
+    if not callable(target) or getattr(target, "__module__", None) != module_name:
+        raise RunError(f"{path!r} is not a function defined in {module_name!r}.", code="misconfigured")
     return target
 
 
