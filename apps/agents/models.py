@@ -135,6 +135,7 @@ class AgentExecution(models.Model):
     error_code = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    attempt_started_at = models.DateTimeField(null=True, blank=True, help_text="When the current attempt was claimed.")
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.FloatField(null=True, blank=True)
 
@@ -142,7 +143,9 @@ class AgentExecution(models.Model):
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["tenant", "-created_at"], name="agents_exec_tenant_created"),
                    models.Index(fields=["agent", "status"], name="agents_exec_agent_status"),
-                   models.Index(fields=["token_id"], name="agents_exec_token")]
+                   models.Index(fields=["token_id"], name="agents_exec_token"),
+                   models.Index(fields=["attempt_started_at"], name="agents_exec_running",
+                                condition=Q(status="running"))]
         constraints = [models.UniqueConstraint(fields=["place_agent", "trigger_key"], name="agents_exec_trigger_once",
                                                condition=~Q(trigger_key=""))]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import timedelta
 from decimal import Decimal
 
 import jsonschema
@@ -19,12 +20,13 @@ from django.utils import timezone
 from apps.core.errors import ApiError, RateLimited, UpstreamTimeout
 from apps.workflows import outbox
 
-from . import mapping, templates, tools
+from . import dispatch, mapping, templates, tools
 from .models import FINISHED, AgentExecution, ExecutionStatus
 from .streaming import RunCancelled, RunTimedOut, stream_step
 
 log = logging.getLogger(__name__)
 CANCEL_KEY = "agents:cancel:{}"
+LOST_GRACE_SECONDS = 120.0  # past an attempt's timeout (tool calls run between the deadline checks)
 
 
 def cancel_flag_set(execution_id) -> None:
@@ -205,7 +207,7 @@ def _claim(execution_id, attempt: int) -> bool:
     return AgentExecution.objects.filter(
         pk=execution_id, status=ExecutionStatus.PENDING, attempts=attempt - 1, cancel_requested=False,
     ).update(status=ExecutionStatus.RUNNING, attempts=attempt, started_at=Coalesce(F("started_at"), now),
-             error="", error_code="") == 1
+             attempt_started_at=now, error="", error_code="") == 1
 
 
 def _finish(run: AgentRun, status: str, **fields) -> float:
@@ -297,6 +299,43 @@ def _succeeded(run: AgentRun, result: dict, output_json) -> None:
                   attempts=ex.attempts, duration_ms=round(duration, 3))
     if ex.place_agent_id:
         mapping.after_success(ex)
+
+
+def sweep_lost(*, grace_seconds: float = LOST_GRACE_SECONDS, limit: int = 200) -> int:
+    """Executions left running by a worker that died (its redelivered task cannot claim them): an attempt still
+    running `grace_seconds` past its timeout is over. Retried like a timeout while attempts remain, else timed
+    out. Each is taken by a conditional UPDATE, so two sweeps act once. Returns how many were handled."""
+    now = timezone.now()
+    handled = 0
+    rows = AgentExecution.objects.filter(status=ExecutionStatus.RUNNING,
+                                         attempt_started_at__lt=now - timedelta(seconds=grace_seconds))
+    for ex in rows.select_related("agent", "place_agent").order_by("attempt_started_at")[:limit]:
+        if ex.attempt_started_at + timedelta(seconds=ex.timeout_seconds + grace_seconds) > now:
+            continue
+        run = AgentRun(ex)
+        error = ApiError("The worker running this attempt was lost.", code="worker_lost", status=504,
+                         retryable=True)
+        retry = _retry_settings(ex)
+        again = "timeout" in (retry.get("retry_on_errors") or []) and ex.attempts < ex.max_attempts \
+            and not ex.cancel_requested
+        with transaction.atomic():
+            taken = AgentExecution.objects.filter(pk=ex.pk, status=ExecutionStatus.RUNNING,
+                                                  attempts=ex.attempts).update(
+                status=ExecutionStatus.PENDING if again else ExecutionStatus.TIMEOUT, error=error.message,
+                error_code=error.code, **({} if again else {"finished_at": now}))
+            if not taken:
+                continue
+            if again:
+                delay = float(retry.get("backoff_seconds", 10)) * (2 ** (ex.attempts - 1))
+                run.event("agent_retrying", attempt=ex.attempts, next_attempt=ex.attempts + 1,
+                          delay_seconds=delay, error=error.message, code=error.code)
+                execution_id, attempt = str(ex.id), ex.attempts + 1
+                transaction.on_commit(lambda e=execution_id, a=attempt, d=delay: dispatch.enqueue(e, a, countdown=d))
+            else:
+                run.event("agent_failed", status=ExecutionStatus.TIMEOUT, error=error.message, code=error.code,
+                          attempts=ex.attempts, usage=run.usage())
+        handled += 1
+    return handled
 
 
 def _cancel_if_pending(execution_id) -> None:

@@ -268,6 +268,8 @@ CELERY_BEAT_SCHEDULE = {
     "workflows-fire-due": {"task": "workflows.fire_due",
                            "schedule": env.float("WORKFLOW_DUE_SWEEP_SECONDS", default=30.0, minimum=0.5)},
     # Function schedules (cron): each due slot is claimed by one row update, so two beats start it once.
+    # Agent attempts a dead worker left running: retried or timed out once past their timeout.
+    "agents-sweep-lost": {"task": "agents.sweep_lost", "schedule": 60.0},
     "functions-schedules-due": {"task": "functions.schedules_due",
                                 "schedule": env.float("FUNCTIONS_SCHEDULE_SWEEP_SECONDS", default=15.0, minimum=0.2)},
 }

@@ -107,3 +107,28 @@ def test_json_output_is_parsed_and_held_to_the_output_schema(world):
     assert (run.status, run.error_code, run.attempts) == ("failed", "output_schema_mismatch", 1)
     assert "'verdict' is a required property" in run.error
     assert world["fake"].requests[-1]["json"]["response_format"]["type"] == "json_schema"
+
+
+def test_an_attempt_a_dead_worker_left_running_is_retried_or_timed_out(world):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.agents import runner
+    from apps.agents.models import AgentExecution
+
+    a = agent(world["tenant"], timeout_seconds=5, retry={"max_attempts": 2, "backoff_seconds": 0})
+    long_ago = timezone.now() - timedelta(minutes=10)
+    lost = {"tenant": world["tenant"], "agent": a, "input": {"text": "again please"}, "status": "running",
+            "attempts": 1, "timeout_seconds": 5, "started_at": long_ago, "attempt_started_at": long_ago}
+    retried = AgentExecution.objects.create(max_attempts=2, **lost)
+    given_up = AgentExecution.objects.create(max_attempts=1, **lost)
+    recent = AgentExecution.objects.create(max_attempts=2, **{**lost, "attempt_started_at": timezone.now()})
+    assert runner.sweep_lost() == 2
+    assert runner.sweep_lost() == 0  # each is taken once
+    run = finished(retried.id)
+    assert (run.status, run.attempts) == ("completed", 2) and "again please" in run.output_text
+    gone = execution(given_up.id)
+    assert (gone.status, gone.error_code) == ("timeout", "worker_lost")
+    assert events_of(given_up.id)[-1].type == "agent_failed"
+    assert execution(recent.id).status == "running"
