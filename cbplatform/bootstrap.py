@@ -46,7 +46,8 @@ def demo_setup() -> dict:
         created["api_key"] = secret
     if not workflow_list(tenant=tenant).exists():  # the examples, so a new user has a workflow to run
         created["workflows"] = [w.slug for w in examples_load(tenant=tenant)]
-    if not function_list(tenant=tenant).exists():  # and the example functions their triggers start
+    # The example functions (triggers on the example workflows); by name, so others' examples do not stop them.
+    if "workflows" in created or not function_list(tenant=tenant).exists():
         created["functions"] = [f.name for f in function_examples_load(tenant=tenant)]
     if not agent_list(tenant=tenant).exists():  # the content pipeline's agents, bound to its workflow
         created["agents"] = agents_examples_load(tenant=tenant)

@@ -1,9 +1,11 @@
 """Input mappings: how a trigger or a chain builds a function's input from the facts that started it.
 
     {"mode": "data"}                                   the payload: token data, custom event data, the output
-                                                       of the function that finished (the default)
+                                                       of the function that finished (the default; also
+                                                       "full", "full_data", "full_output")
     {"mode": "event"}                                  every fact (`event`, `data`, links, …)
     {"mode": "fields", "fields": {"text": "data.body", "place": "event.place"}}   dotted paths into the facts
+                                                       (also "map_fields")
     {"mode": "template", "template": {"text": "{{ data.title }}: {{ data.body }}", "n": "{{ data.count }}"}}
         any JSON; each string is a Jinja template (sandboxed) over the facts, and a string that is one
         `{{ expression }}` keeps the expression's JSON type
@@ -18,6 +20,8 @@ from jinja2 import TemplateSyntaxError, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 MODES = ("data", "event", "fields", "template")
+# The original's names for the same modes.
+ALIASES = {"full": "data", "full_data": "data", "full_output": "data", "map_fields": "fields"}
 _ONE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.S)
 _env = ImmutableSandboxedEnvironment(autoescape=False)  # noqa: S701 - the output is JSON data, not HTML
 
@@ -32,9 +36,9 @@ def mapping_problems(mapping) -> list[str]:
         return []
     if not isinstance(mapping, dict):
         return ["must be an object"]
-    mode = mapping.get("mode", "data")
+    mode = ALIASES.get(mapping.get("mode"), mapping.get("mode", "data"))
     if mode not in MODES:
-        return [f"mode must be one of {', '.join(MODES)}"]
+        return [f"mode must be one of {', '.join(MODES)} (or {', '.join(ALIASES)})"]
     unknown = set(mapping) - {"mode", "fields", "template"}
     if unknown:
         return [f"unknown key {sorted(unknown)[0]!r}"]
@@ -55,7 +59,7 @@ def mapping_problems(mapping) -> list[str]:
 def build_input(mapping: dict | None, facts: dict) -> dict:
     """The input `mapping` makes of `facts`; MappingError when the result is not an object."""
     mapping = mapping or {}
-    mode = mapping.get("mode", "data")
+    mode = ALIASES.get(mapping.get("mode"), mapping.get("mode", "data"))
     if mode == "data":
         value = facts.get("data")
         value = {} if value is None else value

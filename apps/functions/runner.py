@@ -24,6 +24,7 @@ from .errors import RunError
 from .launch import enqueue
 from .models import FINAL_ERROR_CODES, Backoff, ExecutionStatus, FunctionExecution
 from .runtimes import RUNTIMES, RunContext
+from .runtimes.base import truncate
 from .schemas import instance_problems
 
 logger = logging.getLogger("apps.functions")
@@ -93,7 +94,10 @@ def execution_run(execution_id, attempt: int = 1, *, defer_retries: bool = True)
     while True:
         execution = FunctionExecution.objects.select_related("function").get(pk=execution_id)
         function = execution.function
-        _event(execution, "function_executing", {"attempt": execution.attempts})
+        try:
+            _event(execution, "function_executing", {"attempt": execution.attempts})
+        except Exception:  # the stream misses one event; the run goes on
+            logger.exception("function execution %s: its executing event failed", execution_id)
         started = time.monotonic()
         result, error = None, None
         try:
@@ -148,7 +152,8 @@ def attempt_once(execution: FunctionExecution):
 def _back_to_pending(execution, logs, error: RunError, delay: float) -> bool:
     return bool(FunctionExecution.objects.filter(pk=execution.pk, status=ExecutionStatus.RUNNING).update(
         status=ExecutionStatus.PENDING, next_attempt_at=timezone.now() + timedelta(seconds=delay), logs=logs,
-        error=error.message[:4000], error_code=error.code, stdout=error.stdout, stderr=error.stderr))
+        error=error.message[:4000], error_code=error.code, stdout=truncate(error.stdout),
+        stderr=truncate(error.stderr)))
 
 
 def _wait(execution_id, delay: float) -> bool:
@@ -167,17 +172,23 @@ def _finish(execution, status: str, *, logs, output=None, error: RunError | None
     fields = {"status": status, "output": output, "logs": logs, "finished_at": now,
               "duration_ms": int((now - (execution.started_at or now)).total_seconds() * 1000),
               "error": error.message[:4000] if error else "", "error_code": error.code if error else "",
-              "stdout": error.stdout if error else stdout, "stderr": error.stderr if error else stderr,
+              "stdout": truncate(error.stdout if error else stdout),
+              "stderr": truncate(error.stderr if error else stderr),
               "next_attempt_at": None}
     with transaction.atomic():
         if not FunctionExecution.objects.filter(pk=execution.pk, status=ExecutionStatus.RUNNING).update(**fields):
             return ExecutionStatus.CANCELLED  # cancelled while it ran: the cancellation stands
         for name, value in fields.items():
             setattr(execution, name, value)
-        _event(execution, "function_completed", {"status": status, "success": status == ExecutionStatus.COMPLETED,
-                                                 "error": fields["error"][:500], "duration_ms": fields["duration_ms"]})
-        if status != ExecutionStatus.CANCELLED:
-            follow.after_execution(execution)
+        try:  # a savepoint: what follows must never undo the recorded end (the run would be run again)
+            with transaction.atomic():
+                _event(execution, "function_completed", {
+                    "status": status, "success": status == ExecutionStatus.COMPLETED, "error": fields["error"][:500],
+                    "duration_ms": fields["duration_ms"]})
+                if status != ExecutionStatus.CANCELLED:
+                    follow.after_execution(execution)
+        except Exception:
+            logger.exception("function execution %s: its event, triggers or chains failed", execution.id)
     return status
 
 

@@ -88,7 +88,9 @@ def tool_names(tenant, function_ids: Iterable) -> dict[str, Function]:
 
 
 def tool_spec(name: str, function: Function) -> dict:
-    parameters = function.input_schema or {"type": "object", "properties": {}}
+    # OpenAI wants the parameters' schema itself: no `$schema`/`$id` header, and an object.
+    parameters = {k: v for k, v in (function.input_schema or {}).items() if k not in ("$schema", "$id")}
+    parameters = parameters or {"type": "object", "properties": {}}
     return {"type": "function", "function": {"name": name, "description": function.description or function.name,
                                              "parameters": parameters}}
 

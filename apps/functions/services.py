@@ -66,7 +66,11 @@ def _apply(row, fields: dict, allowed: tuple) -> bool:
 
 def _set_secret(function: Function, secret: str | None, secret_env: dict | None) -> str | None:
     """The HMAC key of an http function (generated when none is given; returned once) or a container's secret
-    env; stored encrypted."""
+    env; stored encrypted. Giving the other runtime's secret is a 400, not silently dropped."""
+    if secret is not None and function.runtime != Runtime.HTTP:
+        raise ValidationError({"hmac_secret": ["Only http functions sign with an HMAC secret."]})
+    if secret_env is not None and function.runtime != Runtime.CONTAINER:
+        raise ValidationError({"secret_env": ["Only container functions take a secret environment."]})
     if function.runtime == Runtime.HTTP:
         if secret is None and function.has_secret:
             return None
@@ -111,7 +115,10 @@ def function_update(tenant, *, function_id, fields: dict, secret: str | None = N
         function = function_access_by_id(tenant, function_id, for_write=True)
         _staff_only(function.runtime, staff)
         _staff_only(fields.get("runtime", ""), staff)
+        runtime_before = function.runtime
         changed = _apply(function, fields, FUNCTION_FIELDS)
+        if function.runtime != runtime_before:
+            function.secret_encrypted = ""  # one runtime's secret means nothing to another
         raise_problems(function_problems(function))
         shown = None
         if secret is not None or secret_env is not None or (function.runtime == Runtime.HTTP

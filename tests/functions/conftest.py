@@ -9,7 +9,7 @@ from tests import factories
 from tests.celery_worker import Worker
 
 TEST_MODULES = ["apps.functions.builtins", "tests.functions.callables"]
-WORKER_ENV = {"FUNCTIONS_PYTHON_MODULES": "tests.functions.callables", "FUNCTIONS_SCHEDULE_SWEEP_SECONDS": "0.3",
+WORKER_ENV = {"FUNCTIONS_PYTHON_MODULES": "tests.functions.callables", "FUNCTIONS_SCHEDULE_SWEEP_SECONDS": "1",
               "WORKFLOW_DUE_SWEEP_SECONDS": "60"}
 
 

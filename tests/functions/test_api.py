@@ -166,3 +166,21 @@ def test_filters_and_read_only_executions(api_db):
     assert api_db.delete(f"/api/function-executions/{row.id}/").status_code == 405
     unauthenticated = api_db.__class__()
     assert unauthenticated.get("/api/functions/").status_code in (401, 403)
+
+
+def test_secrets_belong_to_their_runtime(api_db):
+    wrong = api_db.post("/api/functions/", {"name": "p", "runtime": "python", "hmac_secret": "x" * 20,
+                                            "config": {"callable": "apps.functions.builtins.echo"}}, format="json")
+    assert wrong.status_code == 400 and "hmac_secret" in wrong.json()
+    hook = api_db.post("/api/functions/", {"name": "h", "runtime": "http", "config": {"url": "https://example.com"},
+                                           "secret_env": {"A": "b"}}, format="json")
+    assert hook.status_code == 400 and "secret_env" in hook.json()
+    created = api_db.post("/api/functions/", {"name": "h", "runtime": "http",
+                                              "config": {"url": "https://example.com"}}, format="json").json()
+    first = created["hmac_secret"]
+    to_python = api_db.patch(f"/api/functions/{created['id']}/", {"runtime": "python", "config": {
+        "callable": "apps.functions.builtins.echo"}}, format="json")
+    assert to_python.status_code == 200 and to_python.json()["has_secret"] is False
+    back = api_db.patch(f"/api/functions/{created['id']}/", {"runtime": "http", "config": {
+        "url": "https://example.com"}}, format="json").json()
+    assert back["has_secret"] is True and back["hmac_secret"] not in ("", first)  # a new one, shown once

@@ -60,6 +60,9 @@ def test_tool_specs_sanitise_names_and_map_back():
     assert specs[0] == {"type": "function", "function": {"name": "word_count",
                                                          "description": "Count the words of a text.",
                                                          "parameters": WORDS_IN}}
+    schema_with_header = {"$schema": "https://json-schema.org/draft/2020-12/schema", **WORDS_IN}
+    word_count(tenant, name="headed", input_schema=schema_with_header)
+    assert selectors.tool_specs(tenant, ["headed"])[0]["function"]["parameters"] == WORDS_IN  # by name, too
     names = selectors.tool_names(tenant, [first.id, second.id])
     assert names["word_count"].id == first.id and names["word_count_2"].id == second.id
 

@@ -204,7 +204,7 @@ def test_command_reads_stdin_prints_json_in_a_clean_environment(fn_worker, api, 
     assert "working..." in done.stderr and "not the output" in done.stdout
 
 
-@pytest.mark.parametrize("case", [
+COMMAND_FAILURES = [
     ("import time; time.sleep(30)", {"timeout_seconds": 1}, "timeout", "timeout", "Killed after 1s"),
     ("print('hello')", {}, "failed", "bad_output", "not JSON"),
     ("print('[1]')", {}, "failed", "bad_output", "not an object"),
@@ -215,16 +215,35 @@ def test_command_reads_stdin_prints_json_in_a_clean_environment(fn_worker, api, 
     # Python ignores SIGXFSZ, so the write fails with EFBIG instead of the process being killed.
     ("open('big', 'wb').write(b'x' * 3 * 1024 * 1024)", {"config": {"limits": {"file_size_mb": 1}}}, "failed",
      "exit_code", "File too large"),
-])
-def test_command_failures(fn_worker, api, case):
-    script, fields, status, code, message = case
+]
+
+
+def test_command_failures(fn_worker, api):
+    """Timeout, bad output, non-zero exit and each resource limit (one test: a database flush costs ~2 s)."""
     staff = staff_api(api.tenant)
-    function = command(staff, script, **fields)
     started = time.monotonic()
+    runs = []
+    for script, fields, *expected in COMMAND_FAILURES:
+        function = command(staff, script, **fields)
+        response = api.post(f"/api/functions/{function['id']}/execute/", {"input": {}}, format="json")
+        runs.append((response.json()["id"], expected))
+    for run_id, (status, code, message) in runs:
+        done = wait_until(lambda run_id=run_id: finished(run_id), timeout=30)
+        assert done, f"{run_id} did not finish"
+        assert (done.status, done.error_code) == (status, code), (message, done.error, done.stderr[-300:])
+        assert message in done.error + done.stderr
+    assert time.monotonic() - started < 40
+
+
+def test_command_output_is_read_in_full_and_logs_are_cut(fn_worker, api):
+    staff = staff_api(api.tenant)
+    script = ("import json, sys; sys.stdout.write('noise ' * 300000 + '\\n');"
+              "print(json.dumps({'items': ['x' * 100] * 1000}))")
+    function = command(staff, script)
     done = run(api, function["id"], {})
-    assert (done.status, done.error_code) == (status, code), (done.error, done.stderr[-300:])
-    assert message in done.error + done.stderr
-    assert time.monotonic() - started < 15
+    assert done.status == "completed", (done.error, done.stderr[-300:])
+    assert len(done.output["items"]) == 1000  # a 100 kB output line, read whole
+    assert len(done.stdout) <= 65536 and "bytes cut] …" in done.stdout  # 1.9 MB of stdout kept as head and tail
 
 
 def test_container_without_an_engine_fails_clearly(fn_worker, api):

@@ -42,16 +42,15 @@ def decode(raw: bytes | None) -> str:
     return (raw or b"").decode("utf-8", errors="replace")
 
 
-def last_line_json(stdout: str, stderr: str = "") -> dict:
+def last_line_json(line: str, stdout: str = "", stderr: str = "") -> dict:
     """The output of a process: its last non-empty stdout line, a JSON object."""
-    lines = [line for line in stdout.splitlines() if line.strip()]
-    if not lines:
+    if not line.strip():
         raise RunError("The process printed nothing; its last stdout line must be a JSON object.", code="bad_output",
                        stdout=stdout, stderr=stderr)
     try:
-        value = orjson.loads(lines[-1])
+        value = orjson.loads(line)
     except orjson.JSONDecodeError:
-        raise RunError(f"The last stdout line is not JSON: {lines[-1][:200]!r}", code="bad_output",
+        raise RunError(f"The last stdout line is not JSON: {line[:200]!r}", code="bad_output",
                        stdout=stdout, stderr=stderr) from None
     if not isinstance(value, dict):
         raise RunError(f"The last stdout line is JSON {type(value).__name__}, not an object.", code="bad_output",

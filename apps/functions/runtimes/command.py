@@ -94,4 +94,5 @@ def run(function, data: dict, ctx: RunContext) -> Result:
         tail = done.stderr.strip().splitlines()[-1:] or [""]
         raise RunError(f"Exited with status {done.returncode}: {tail[0][:300]}", code="exit_code",
                        stdout=done.stdout, stderr=done.stderr)
-    return Result(output=last_line_json(done.stdout, done.stderr), stdout=done.stdout, stderr=done.stderr)
+    output = last_line_json(done.last_line, done.stdout, done.stderr)
+    return Result(output=output, stdout=done.stdout, stderr=done.stderr)

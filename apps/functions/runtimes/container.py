@@ -93,4 +93,5 @@ def run(function, data: dict, ctx: RunContext) -> Result:
     if done.returncode != 0:
         raise RunError(f"The container exited with status {done.returncode}.", code="exit_code",
                        stdout=done.stdout, stderr=done.stderr)
-    return Result(output=last_line_json(done.stdout, done.stderr), stdout=done.stdout, stderr=done.stderr)
+    output = last_line_json(done.last_line, done.stdout, done.stderr)
+    return Result(output=output, stdout=done.stdout, stderr=done.stderr)
