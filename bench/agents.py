@@ -8,7 +8,8 @@ with the simulated provider (so the model's own time is ~0 and what is measured 
   Target ≤ 10 ms.
 - the 4-agent content pipeline end to end (instance created → completed), through the worker. Target < 2 s.
 
-Its own database (`cbplatform_bench_agents`) and Redis db 11, so it never disturbs other benches.
+Its own database (`cbplatform_bench_agents`), so a branch's migrations never clash with other benches'; the
+benches' Redis db (`bench.database.REDIS_URL`), flushed first.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from . import database
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_NAME = "cbplatform_bench_agents"
-REDIS_URL = "redis://127.0.0.1:6379/11"
+REDIS_URL = database.REDIS_URL  # the benches' own Redis db, flushed before each run
 TENANT = "bench-agents"
 MODEL = "simulated/echo"
 TARGETS = {"trigger_p50_ms": 20.0, "step_cpu_ms": 10.0, "pipeline_s": 2.0}
