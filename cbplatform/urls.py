@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/", include("apps.billing.api.analytics_urls")),
     path("api/", include("apps.workflows.api.urls")),
     path("api/", include("apps.functions.api.urls")),
+    path("api/", include("apps.agents.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("graphql", csrf_exempt(GraphQLView.as_view(graphiql=True)), name="graphql"),

@@ -27,6 +27,7 @@ from . import pipeline, request_validation
 from .admission.authentication import authenticate_tenant
 from .app import gateway_app
 from .context import RequestContext
+from .costs import cost_of
 from .runtime import GatewayRuntime
 
 _runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GatewayRuntime] = weakref.WeakKeyDictionary()
@@ -52,6 +53,13 @@ async def close() -> None:
     if runtime is not None:
         await runtime.shutdown()
         runtime.loop = None
+
+
+def _priced(ctx: RequestContext, usage: dict | None) -> None:
+    """In-process callers (agents) get the cost the ledger records, as OpenRouter's `usage.cost` (a decimal
+    string: exact). /v1 answers are not changed."""
+    if isinstance(usage, dict) and ctx.chosen is not None:
+        usage["cost"] = str(cost_of(ctx.chosen.model, usage))
 
 
 def _tenant_id(tenant) -> int:
@@ -102,6 +110,7 @@ async def complete(tenant, request: dict, *, api_key_id: int | None = None, user
                                             request_id=request_id, stream=False)
         result = await pipeline.chat(rt, ctx, body, ordered)
         status = 200
+        _priced(ctx, result.get("usage"))
         return result
     except ApiError as error:
         status = error.status
@@ -137,6 +146,7 @@ async def stream(tenant, request: dict, *, api_key_id: int | None = None, user: 
                     chunk["provider"] = label
                     if not pipeline.note_chunk(ctx, chunk):
                         if include_usage:
+                            _priced(ctx, chunk.get("usage"))
                             yield chunk
                         continue
                     yield chunk if include_usage or "usage" not in chunk else {

@@ -162,6 +162,7 @@ INSTALLED_APPS = [
     "apps.billing",
     "apps.workflows",
     "apps.functions",
+    "apps.agents",
     "apps.realtime",
     "apps.dashboard",
 ]
@@ -258,7 +259,8 @@ SPECTACULAR_SETTINGS = {
 
 GRAPHENE = {"SCHEMA": "cbplatform.schema.schema"}
 
-CELERY_IMPORTS = ["apps.billing.ingest", "apps.billing.rollup", "apps.workflows.tasks", "apps.functions.tasks"]
+CELERY_IMPORTS = ["apps.billing.ingest", "apps.billing.rollup", "apps.workflows.tasks", "apps.functions.tasks",
+                  "apps.agents.tasks"]
 CELERY_BEAT_SCHEDULE = {
     "ingest-usage": {"task": "billing.ingest_usage", "schedule": 1.0},
     "reconcile-inflight": {"task": "billing.reconcile_inflight", "schedule": 60.0},  # killed web processes
@@ -267,6 +269,8 @@ CELERY_BEAT_SCHEDULE = {
     "workflows-fire-due": {"task": "workflows.fire_due",
                            "schedule": env.float("WORKFLOW_DUE_SWEEP_SECONDS", default=30.0, minimum=0.5)},
     # Function schedules (cron): each due slot is claimed by one row update, so two beats start it once.
+    # Agent attempts a dead worker left running: retried or timed out once past their timeout.
+    "agents-sweep-lost": {"task": "agents.sweep_lost", "schedule": 60.0},
     "functions-schedules-due": {"task": "functions.schedules_due",
                                 "schedule": env.float("FUNCTIONS_SCHEDULE_SWEEP_SECONDS", default=15.0, minimum=0.2)},
 }
