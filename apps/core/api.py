@@ -88,13 +88,19 @@ def _unique_violation(exc: IntegrityError) -> DjangoValidationError | None:
     """The database refused a duplicate full_clean did not see (two writers at once): the same error
     full_clean gives, naming the constraint's fields."""
     cause = exc.__cause__
-    constraint = getattr(getattr(cause, "diag", None), "constraint_name", None)
-    if getattr(cause, "sqlstate", None) != "23505" and "UNIQUE constraint failed" not in str(exc):
+    if getattr(cause, "sqlstate", None) == "23505":  # PostgreSQL names the constraint
+        constraint, columns = getattr(cause.diag, "constraint_name", None), None
+    elif str(exc).startswith("UNIQUE constraint failed: "):  # SQLite (the embedded default) names the columns
+        constraint, columns = None, [c.strip() for c in str(exc).split(": ", 1)[1].split(",")]
+    else:
         return None
     for model in django_apps.get_models():
         for unique in getattr(model._meta, "constraints", ()):
-            if getattr(unique, "name", None) == constraint and getattr(unique, "fields", None):
-                fields = unique.fields
+            fields = getattr(unique, "fields", None)
+            if not fields:
+                continue
+            table_columns = [f"{model._meta.db_table}.{model._meta.get_field(f).column}" for f in fields]
+            if unique.name == constraint or table_columns == columns:
                 return DjangoValidationError({NON_FIELD_ERRORS: [DjangoValidationError(
                     f"A {model._meta.verbose_name} with this {' and '.join(fields)} already exists.",
                     code="unique_together", params={"unique_check": fields})]})
