@@ -233,7 +233,7 @@ class StrictLimitOffsetPagination(LimitOffsetPagination):
         return parameters
 
 
-_STRINGS = {"type": "array", "items": {"type": "string"}}
+_STRINGS = {"type": "array", "items": {"type": "string", "minLength": 1}}  # names: none may be empty
 # What the API's JSON fields hold (drf-spectacular says "anything, null included" for a JSONField).
 JSON_FIELD_TYPES = {
     "options": {"type": "object"}, "constraints": {"type": "object"}, "conditions": {"type": "object"},

@@ -47,6 +47,17 @@ def test_virtual_model_validation(payload, field):
     assert response.status_code == 400 and field in response.json(), response.json()
 
 
+def test_lists_of_names_refuse_empty_names_and_the_schema_says_so():
+    client = api(tenant_factories.tenant())
+    for path, body, field in (("/api/virtual-models/", {"name": "ok", "candidates": ["gpt-4o", ""]}, "candidates"),
+                              ("/api/routes/", {"model": "m", "primary": "openai", "fallbacks": [""]}, "fallbacks")):
+        response = client.post(path, body, format="json")
+        assert response.status_code == 400 and list(response.json()) == [field], response.json()
+    schema = client.get("/api/schema/?format=json").json()["components"]["schemas"]
+    assert schema["VirtualModelRequest"]["properties"]["candidates"]["items"] == {"type": "string", "minLength": 1}
+    assert schema["ModelRouteRequest"]["properties"]["fallbacks"]["items"] == {"type": "string", "minLength": 1}
+
+
 def test_global_virtual_models_are_read_only_for_tenants():
     tenant = tenant_factories.tenant()
     shared = VirtualModel.objects.create(name="company-default", strategy="balanced")
