@@ -9,6 +9,7 @@ from django.apps import apps as django_apps
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, IntegrityError
+from django.http import JsonResponse
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
@@ -34,7 +35,7 @@ def exception_handler(exc, context):
         exc = duplicate
     if isinstance(exc, DataError) and "NUL" in str(exc):
         # A body no serializer field read (a workflow document) reached PostgreSQL with U+0000 in its text.
-        exc = exceptions.ValidationError({api_settings.NON_FIELD_ERRORS_KEY: ["Text may not contain NUL characters."]})
+        exc = exceptions.ValidationError({api_settings.NON_FIELD_ERRORS_KEY: [NUL_MESSAGE]})
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(detail=_field_errors(exc, context))
     response = drf_exception_handler(exc, context)
@@ -107,6 +108,25 @@ def _unique_violation(exc: IntegrityError) -> DjangoValidationError | None:
     return DjangoValidationError("An object with these values already exists.", code="unique")
 
 
+NUL_MESSAGE = "Text may not contain NUL characters."
+
+
+class RefuseNulInQueryMiddleware:
+    """A query parameter of /api/ holding U+0000 is a 400 naming it, whatever the view does with it (the ones that
+    filter by it would otherwise reach PostgreSQL, which refuses NUL in text); the schema says so (below)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path.startswith("/api/"):
+            bad = sorted({name for name, values in request.GET.lists()
+                          if "\x00" in name or any("\x00" in value for value in values)})
+            if bad:
+                return JsonResponse({name: [NUL_MESSAGE] for name in bad}, status=400)
+        return self.get_response(request)
+
+
 class _OptionalSlashRouter(SimpleRouter):
     def __init__(self):
         super().__init__()
@@ -167,7 +187,7 @@ def _json_type_error(field, value) -> str | None:
     if isinstance(field, serializers.CharField) and not isinstance(value, str):
         return "Must be a string."
     if isinstance(field, serializers.JSONField | serializers.DictField | serializers.ListField) and _holds_nul(value):
-        return "Text may not contain NUL characters."  # as CharField says; PostgreSQL's jsonb cannot store them
+        return NUL_MESSAGE  # as CharField says; PostgreSQL's jsonb cannot store them
     return None
 
 
@@ -319,4 +339,7 @@ def document_errors(result, generator, request, public):
                     parameter["schema"].setdefault("maximum", 1000)
                 if parameter.get("in") == "query" and parameter.get("required"):
                     parameter["schema"].setdefault("minLength", 1)
+                if parameter.get("in") == "query" and parameter["schema"].get("type") == "string" \
+                        and not ({"enum", "format", "pattern"} & set(parameter["schema"])):
+                    parameter["schema"]["pattern"] = "^[^\\x00]*$"  # RefuseNulInQueryMiddleware
     return result

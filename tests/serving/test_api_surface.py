@@ -111,6 +111,18 @@ def test_nul_characters_inside_json_fields_are_a_400_naming_the_field(path, body
     assert response.status_code == 400 and response.json() == {field: ["Text may not contain NUL characters."]}
 
 
+@pytest.mark.parametrize("query", ["workflow_id=a%00", "status=x%00y", "place=%00&workflow_id=w"])
+def test_nul_characters_in_query_parameters_are_a_400_naming_them(query):
+    """Filters would hand them to PostgreSQL (a 500 before); every string query parameter's schema says so."""
+    _, client = admin_api("nul-query")
+    path = "/api/tokens/" if "place" in query else "/api/workflow-instances/"
+    response = client.get(f"{path}?{query}")
+    assert response.status_code == 400 and response.json() == {query.split("=")[0]: [
+        "Text may not contain NUL characters."]}
+    parameters = client.get("/api/schema/?format=json").json()["paths"][path]["get"]["parameters"]
+    assert {p["name"]: p["schema"].get("pattern") for p in parameters}["workflow_id"] == "^[^\\x00]*$"
+
+
 def test_the_schema_generates_without_warnings_and_every_answer_has_a_shape(tmp_path):
     """drf-spectacular warns about what it has to guess (an answer, a name); an endpoint added without its
     `extend_schema(responses=…)` shows up here as a free-form answer. The exceptions are free-form by nature."""
