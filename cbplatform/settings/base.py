@@ -173,6 +173,7 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "apps.core.api.RefuseNulInQueryMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -239,6 +240,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "apps.core.api.StrictLimitOffsetPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
+    # Decimals (prices, money, percents) are JSON numbers both ways, as the schema says (apps/core/api.py).
+    "COERCE_DECIMAL_TO_STRING": False,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "cbplatform management API",
@@ -249,12 +252,13 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {"ProviderTypeEnum": "apps.providers.models.ProviderType",
                             "WorkflowInstanceStatusEnum": "apps.workflows.models.InstanceStatus",
-                            "TokenStatusEnum": "apps.workflows.models.TokenStatus"},
+                            "TokenStatusEnum": "apps.workflows.models.TokenStatus",
+                            "RoutingStrategyEnum": "apps.core.vocabulary.ROUTING_STRATEGIES"},
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "apps.core.api.close_request_bodies",
-                             "apps.core.api.document_errors"],
+                             "apps.core.api.document_errors", "apps.core.api.document_rules_beyond_schema"],
 }
 
 GRAPHENE = {"SCHEMA": "cbplatform.schema.schema"}
