@@ -16,6 +16,7 @@ from django.conf import settings
 from apps.providers.route_options import RouteOptions
 
 from . import prompt_tokens
+from .costs import cost_of
 from .health_cache import HealthCache, Ticket
 from .resolve import Candidate
 from .snapshot import KeyInfo
@@ -62,6 +63,7 @@ class RequestContext:
     streamed: bool = False
     streamed_text: list = field(default_factory=list)  # content relayed so far, to count when usage is missing
     finalized: bool = False
+    hide_reasoning: bool = False  # OpenRouter's reasoning.exclude: the model's reasoning text is not relayed
     # admission state, settled when the request ends
     response_headers: dict[str, str] = field(default_factory=dict)  # rate-limit headers for /v1 clients
     rates: list = field(default_factory=list)  # open rate-limit admissions: (limits, estimated tokens, lease)
@@ -102,6 +104,10 @@ class RequestContext:
             "duration_ms": round((time.perf_counter() - self.started) * 1000, 2),
             "overhead_ms": round(self.overhead_ms(), 2),
         }})
+
+    def usage_cost(self, usage: dict) -> float:
+        """OpenRouter's `usage.cost`: what the ledger will record for this usage, in USD."""
+        return float(cost_of(self.chosen.model, usage)) if self.chosen is not None else 0.0
 
     # ---- the usage ledger's record ------------------------------------------------------------------------
     def final_usage(self) -> tuple[dict | None, bool]:

@@ -11,8 +11,9 @@ from django.conf import settings
 from apps.core.errors import InvalidRequest
 from apps.providers.adapters import registry
 from apps.providers.adapters.base import ChunkFactory, Target
+from apps.providers.route_options import request_needs
 
-from . import metrics
+from . import metrics, middle_out
 from .attempts import attempt
 from .context import RequestContext
 from .costs import cost_of
@@ -23,7 +24,7 @@ from .runtime import GatewayRuntime
 from .snapshot import Snapshot
 
 # Fields of our own (and OpenRouter's) that must not reach an upstream.
-GATEWAY_FIELDS = ("circuit_breaker", "models", "route", "provider", "transforms")
+GATEWAY_FIELDS = ("circuit_breaker", "models", "route", "provider", "transforms", "plugins", "usage")
 
 
 def upstream_body(body: dict, target: Target) -> dict:
@@ -51,9 +52,13 @@ async def prepare_chat(rt: GatewayRuntime, ctx: RequestContext, snapshot: Snapsh
     await rt.rate_limits.admit(ctx, snapshot, body)
     if body.get("stream") is True and not settings.OPENAI_ENABLE_STREAMING:
         raise InvalidRequest("Streaming is disabled on this server.", param="stream", code="streaming_disabled")
+    reasoning = body.get("reasoning")
+    ctx.hide_reasoning = isinstance(reasoning, dict) and reasoning.get("exclude") is True
     body, options = routing_options(snapshot, ctx.tenant_id, body)
     options = await rt.cost_rules.admit(ctx, snapshot, body, options)
     candidates, tiers = candidates_for(snapshot, ctx.tenant_id, options, mode="chat")
+    if body.get("transforms"):
+        body = ctx.body = middle_out.fit(body, candidates, request_needs(body).max_output or 0)
     ordered = await plan(ctx, body, options, candidates, tiers=tiers, snapshot=snapshot)
 
     async def replan(body: dict, cheaper) -> list[Candidate]:
@@ -99,7 +104,12 @@ async def chat(rt: GatewayRuntime, ctx: RequestContext, body: dict, ordered: lis
                                       secrets=provider_secrets(candidate))
 
     result = await attempt(ctx, ordered, call)
-    ctx.usage = result.get("usage")
+    usage = ctx.usage = result.get("usage")
+    if isinstance(usage, dict):
+        usage["cost"] = ctx.usage_cost(usage)  # OpenRouter's usage.cost, USD
+    if ctx.hide_reasoning:
+        for choice in result.get("choices") or ():
+            (choice.get("message") or {}).pop("reasoning", None)
     result["provider"] = ctx.chosen.provider.name or ctx.chosen.provider.slug  # as OpenRouter answers
     return result
 
@@ -128,16 +138,27 @@ async def open_chat_stream(rt: GatewayRuntime, ctx: RequestContext, body: dict, 
     return batches, first
 
 
+def wants_stream_usage(body: dict) -> bool:
+    """The final usage chunk: OpenAI's `stream_options.include_usage`, or OpenRouter's `usage.include`."""
+    options, usage = body.get("stream_options"), body.get("usage")
+    return bool((isinstance(options, dict) and options.get("include_usage"))
+                or (isinstance(usage, dict) and usage.get("include") is True))
+
+
 def note_chunk(ctx: RequestContext, chunk: dict) -> bool:
     """Track a relayed chunk (usage, text for counting when usage is missing). False for a usage-only chunk."""
     choices = chunk.get("choices")
     if chunk.get("usage") and not choices:
-        ctx.usage = chunk["usage"]
+        usage = ctx.usage = chunk["usage"]
+        usage["cost"] = ctx.usage_cost(usage)  # OpenRouter's usage.cost, USD
         return False
     if choices:
-        content = (choices[0].get("delta") or {}).get("content")
+        delta = choices[0].get("delta") or {}
+        content = delta.get("content")
         if content:
             ctx.streamed_text.append(content)
+        if ctx.hide_reasoning and "reasoning" in delta:
+            del delta["reasoning"]
     return True
 
 
