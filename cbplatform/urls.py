@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/", include("apps.billing.api.urls")),
     path("api/", include("apps.billing.api.cost_rules_urls")),
     path("api/", include("apps.billing.api.analytics_urls")),
+    path("api/", include("apps.billing.api.request_logs_urls")),
     path("api/", include("apps.workflows.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

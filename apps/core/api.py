@@ -156,6 +156,7 @@ JSON_FIELD_TYPES = {
     "facts": {"type": "object"}, "candidates": _STRINGS, "fallbacks": _STRINGS, "aliases": _STRINGS,
     "tags": _STRINGS, "alertThresholds": {"type": "array", "items": {"type": "number", "minimum": 0.01,
                                                                      "maximum": 100}},
+    "request_log_redact": _STRINGS,
     "condition": {"oneOf": [{"type": "object"}, {"type": "array"}, {"type": "string", "minLength": 1}]},
 }
 

@@ -64,6 +64,8 @@ class RequestContext:
     streamed_text: list = field(default_factory=list)  # content relayed so far, to count when usage is missing
     finalized: bool = False
     hide_reasoning: bool = False  # OpenRouter's reasoning.exclude: the model's reasoning text is not relayed
+    result: dict | None = None  # the JSON answer
+    request_log: dict | None = None  # the request body when its tenant or key keeps request logs, else None
     # admission state, settled when the request ends
     response_headers: dict[str, str] = field(default_factory=dict)  # rate-limit headers for /v1 clients
     rates: list = field(default_factory=list)  # open rate-limit admissions: (limits, estimated tokens, lease)

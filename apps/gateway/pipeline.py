@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import orjson
 from django.conf import settings
 
 from apps.core.errors import InvalidRequest
@@ -19,6 +20,7 @@ from .context import RequestContext
 from .costs import cost_of
 from .planning import candidates_for, plan, routing_options
 from .prompt_tokens import LazyPromptTokens
+from .redaction import scrub
 from .resolve import Candidate
 from .runtime import GatewayRuntime
 from .snapshot import Snapshot
@@ -54,6 +56,9 @@ async def prepare_chat(rt: GatewayRuntime, ctx: RequestContext, snapshot: Snapsh
         raise InvalidRequest("Streaming is disabled on this server.", param="stream", code="streaming_disabled")
     reasoning = body.get("reasoning")
     ctx.hide_reasoning = isinstance(reasoning, dict) and reasoning.get("exclude") is True
+    if (ctx.key is not None and ctx.key.request_logging) or (
+            (tenant := snapshot.tenants.get(ctx.tenant_id)) is not None and tenant.request_logging):
+        ctx.request_log = body  # the request as the client sent it (request logs: the tenant or key opted in)
     body, options = routing_options(snapshot, ctx.tenant_id, body)
     options = await rt.cost_rules.admit(ctx, snapshot, body, options)
     candidates, tiers = candidates_for(snapshot, ctx.tenant_id, options, mode="chat")
@@ -103,7 +108,7 @@ async def chat(rt: GatewayRuntime, ctx: RequestContext, body: dict, ordered: lis
         return await rt.upstream.chat(adapter, target, upstream_body(body, target), timeout=timeout,
                                       secrets=provider_secrets(candidate))
 
-    result = await attempt(ctx, ordered, call)
+    result = ctx.result = await attempt(ctx, ordered, call)
     usage = ctx.usage = result.get("usage")
     if isinstance(usage, dict):
         usage["cost"] = ctx.usage_cost(usage)  # OpenRouter's usage.cost, USD
@@ -170,10 +175,26 @@ async def finalize(rt: GatewayRuntime, ctx: RequestContext, status: int) -> None
     usage, estimated = ctx.final_usage()
     ctx.usage = usage
     cost = cost_of(ctx.chosen.model, usage) if ctx.chosen and usage else 0
-    await rt.ledger.append(ctx.usage_entry(status, usage, estimated, cost))
+    entry = ctx.usage_entry(status, usage, estimated, cost)
+    if ctx.request_log is not None:
+        entry["log"] = request_log(ctx)
+    await rt.ledger.append(entry)
     await rt.budgets.settle(ctx, usage)
     await rt.cost_rules.settle(ctx, cost)
     await rt.rate_limits.settle(ctx, usage)
+
+
+def request_log(ctx: RequestContext) -> str:
+    """The request and its answer (the JSON answer, or what a stream relayed), as JSON text scrubbed of the
+    provider's credentials; billing's ingester redacts, truncates and stores it (apps/billing/request_logs.py)."""
+    if ctx.result is not None:
+        response = ctx.result
+    elif ctx.streamed:
+        response = {"streamed": True, "content": "".join(ctx.streamed_text), "usage": ctx.usage}
+    else:
+        response = {"error": ctx.error_code}
+    text = orjson.dumps({"request": ctx.request_log, "response": response}, default=str).decode()
+    return scrub(text, provider_secrets(ctx.chosen)) if ctx.chosen is not None else text
 
 
 def account(ctx: RequestContext, status: int, error_code: str | None) -> None:
