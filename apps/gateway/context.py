@@ -66,6 +66,8 @@ class RequestContext:
     hide_reasoning: bool = False  # OpenRouter's reasoning.exclude: the model's reasoning text is not relayed
     result: dict | None = None  # the JSON answer
     request_log: dict | None = None  # the request body when its tenant or key keeps request logs, else None
+    _cost: object = None  # cost_for's cache: the cost of the usage object `_cost_of`
+    _cost_of: dict | None = None
     # admission state, settled when the request ends
     response_headers: dict[str, str] = field(default_factory=dict)  # rate-limit headers for /v1 clients
     rates: list = field(default_factory=list)  # open rate-limit admissions: (limits, estimated tokens, lease)
@@ -107,9 +109,18 @@ class RequestContext:
             "overhead_ms": round(self.overhead_ms(), 2),
         }})
 
+    def cost_for(self, usage: dict | None):
+        """`costs.cost_of` on the chosen model, computed once per usage object (the answer's `usage.cost`, the
+        ledger record and the metrics all ask for it)."""
+        if self.chosen is None or not usage:
+            return 0
+        if self._cost_of is not usage:
+            self._cost, self._cost_of = cost_of(self.chosen.model, usage), usage
+        return self._cost
+
     def usage_cost(self, usage: dict) -> float:
         """OpenRouter's `usage.cost`: what the ledger will record for this usage, in USD."""
-        return float(cost_of(self.chosen.model, usage)) if self.chosen is not None else 0.0
+        return float(self.cost_for(usage))
 
     # ---- the usage ledger's record ------------------------------------------------------------------------
     def final_usage(self) -> tuple[dict | None, bool]:

@@ -17,7 +17,6 @@ from apps.providers.route_options import request_needs
 from . import metrics, middle_out
 from .attempts import attempt
 from .context import RequestContext
-from .costs import cost_of
 from .planning import candidates_for, plan, routing_options
 from .prompt_tokens import LazyPromptTokens
 from .redaction import scrub
@@ -174,7 +173,7 @@ async def finalize(rt: GatewayRuntime, ctx: RequestContext, status: int) -> None
     ctx.finalized = True
     usage, estimated = ctx.final_usage()
     ctx.usage = usage
-    cost = cost_of(ctx.chosen.model, usage) if ctx.chosen and usage else 0
+    cost = ctx.cost_for(usage)
     entry = ctx.usage_entry(status, usage, estimated, cost)
     if ctx.request_log is not None:
         entry["log"] = request_log(ctx)
@@ -204,5 +203,5 @@ def account(ctx: RequestContext, status: int, error_code: str | None) -> None:
         endpoint=ctx.endpoint, model=chosen.model.model_id if chosen else None,
         provider=chosen.provider.slug if chosen else None, status=status,
         duration_s=time.perf_counter() - ctx.started, ttft_s=ctx.ttft_s, usage=ctx.usage,
-        cost=cost_of(chosen.model, ctx.usage) if chosen and ctx.usage else None, error_type=error_code)
+        cost=ctx.cost_for(ctx.usage) if chosen and ctx.usage else None, error_type=error_code)
     ctx.log(status=status, error=error_code)

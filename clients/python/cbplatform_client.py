@@ -15,10 +15,10 @@ Copy this file next to your code (or put `clients/python` on `PYTHONPATH`) and::
 `smart_completion` and `stream_completion` build the request's `circuit_breaker` object (sent through the SDK's
 `extra_body`) from keyword arguments: `strategy` (routing_strategy), `max_cost` (max_cost_per_1k_tokens, USD),
 `max_latency_ms`, `fallback_models`, `task_type`, `prefer_models`, `preferred_providers`, `budget_user` /
-`budget_project` (budget_tracking). Anything else (temperature, max_tokens, tools, response_format, OpenRouter's `models`,
-`provider`, `reasoning`…) goes to `chat.completions.create` as is. Errors are the `openai` package's
-(`openai.APIStatusError` with the gateway's status, code and message); nothing is retried here beyond the
-SDK's own `max_retries`, since the gateway already fails over between providers.
+`budget_project` (budget_tracking). Anything else (temperature, max_tokens, tools, response_format,
+OpenRouter's `models`, `provider`, `reasoning`…) goes to `chat.completions.create` as is. Errors are the
+`openai` package's (`openai.APIStatusError` with the gateway's status, code and message); nothing is retried
+here beyond the SDK's own `max_retries`, since the gateway already fails over between providers.
 """
 
 from __future__ import annotations
