@@ -75,9 +75,12 @@ class RequestLogViewSet(viewsets.ReadOnlyModelViewSet):
         filters = {}
         for name in ("api_key_id", "status"):
             if params.get(name) is not None:
-                if not params[name].isdigit():
-                    raise exceptions.ValidationError({name: ["Expected an integer."]})
-                filters[name] = int(params[name])
+                try:
+                    filters[name] = int(params[name])
+                except ValueError:
+                    raise exceptions.ValidationError({name: ["Expected an integer."]}) from None
+                if not -(2**63) < filters[name] < 2**63:  # no such key or status; the database's integers end there
+                    return RequestLog.objects.none()
         for name in ("since", "until"):
             if params.get(name) is not None:
                 moment = parse_datetime(params[name])
