@@ -63,6 +63,7 @@ class Conversation:
     schema: dict | None = None  # a response schema the provider enforces (json_schema / responseSchema / format)
     forced_tool_schema: dict | None = None  # the input schema of a tool the request forces the model to call
     thinking: bool = False  # the request asks for (visible) reasoning
+    stop: list[str] = field(default_factory=list)  # stop sequences: the answer ends before the first one
 
     @property
     def last_user_text(self) -> str:
@@ -81,6 +82,7 @@ class Reply:
     prompt_tokens: int
     completion_tokens: int
     pieces: list[str]  # how a stream splits the text
+    stop_sequence: str | None = None  # the stop sequence that ended the answer
     thinking: str = ""  # reasoning text, when the conversation asked for it (counted in completion_tokens)
 
 
@@ -117,10 +119,19 @@ def parse_directives(text: str) -> Directives:
     return d
 
 
-def shaped(schema, text: str, root: dict | None = None, depth: int = 0):
+def shaped(schema, text: str, root: dict | None = None, depth: int = 0, *, preset: dict | None = None):
     """A value that satisfies `schema` (JSON Schema, or Gemini's Schema with upper-case types): strings are
-    `text`, numbers its word count, arrays one item, objects every listed property."""
+    `text`, numbers its word count, arrays one item, objects every listed property — at the root, a property
+    named in `preset` takes that value when it is a string the schema wants as a string."""
     root = root if root is not None else schema
+    if preset and isinstance(schema, dict) and isinstance(schema.get("properties"), dict):
+        value = shaped({k: v for k, v in schema.items() if k != "properties"} | {"properties": {}}, text, root,
+                       depth)
+        for name, sub in schema["properties"].items():
+            wanted = str((sub or {}).get("type", "")).lower() if isinstance(sub, dict) else ""
+            value[name] = preset[name] if name in preset and wanted == "string" else shaped(sub, text, root,
+                                                                                            depth + 1)
+        return value
     if not isinstance(schema, dict) or depth > 20:
         return text
     if isinstance(schema.get("$ref"), str):
@@ -162,6 +173,7 @@ def brain(conv: Conversation, *, tag: str) -> Reply:
     - JSON mode → a JSON object {"echo": <last user text>, "provider": tag}
     - thinking asked → reasoning text "Thinking about: <last user text>" besides the answer
     - else "[<tag>] You said: <last user text>", plus " (saw N images)" when images were sent
+    - the text ends before the first stop sequence found in it (`stop_sequence` says which)
     Usage: words of everything sent (system + turns) and of the answer.
     """
     prompt_tokens = words(conv.system) + sum(words(t.text) + 1 for t in conv.turns) + conv.images * 85
@@ -169,12 +181,15 @@ def brain(conv: Conversation, *, tag: str) -> Reply:
     thinking = f"Thinking about: {conv.last_user_text}" if conv.thinking else ""
     if conv.forced_tool_schema is not None and conv.tools and last.role != "tool":
         call = ToolCall(id=f"call_{abs(hash(conv.last_user_text)) % 10**12:012d}", name=conv.tools[0],
-                        arguments=shaped(conv.forced_tool_schema, conv.last_user_text))
-        return Reply(None, [call], "tool_calls", prompt_tokens, 12 + words(thinking), [], thinking)
+                        arguments=shaped(conv.forced_tool_schema, conv.last_user_text,
+                                         preset={"echo": conv.last_user_text, "provider": tag}))
+        return Reply(None, [call], "tool_calls", prompt_tokens, 12 + words(thinking), [], thinking=thinking)
     if last.role == "tool":
         text = f"Tool said: {last.text}"
     elif conv.schema is not None:
-        text = orjson.dumps(shaped(conv.schema, conv.last_user_text)).decode()
+        # the JSON-mode answer where the schema has room for it, schema-shaped values elsewhere
+        text = orjson.dumps(shaped(conv.schema, conv.last_user_text,
+                                   preset={"echo": conv.last_user_text, "provider": tag})).decode()
     elif conv.tools and not conv.tool_choice_none:
         call = ToolCall(id=f"call_{abs(hash(conv.last_user_text)) % 10**12:012d}", name=conv.tools[0],
                         arguments={"query": conv.last_user_text})
@@ -185,14 +200,18 @@ def brain(conv: Conversation, *, tag: str) -> Reply:
         text = f"[{tag}] You said: {conv.last_user_text}"
         if conv.images:
             text += f" (saw {conv.images} image{'s' if conv.images != 1 else ''})"
-    finish = "stop"
+    finish, matched = "stop", None
+    hits = [(text.find(s), s) for s in conv.stop if s and s in text]
+    if hits:
+        at, matched = min(hits)
+        text = text[:at]
     if conv.max_tokens is not None and words(text) > conv.max_tokens:
         text = " ".join(text.split()[: conv.max_tokens])
-        finish = "length"
+        finish, matched = "length", None
     pieces = [w if i == 0 else " " + w for i, w in enumerate(text.split(" "))]
     if conv.json_mode or conv.schema is not None:
         pieces = [text[i:i + 7] for i in range(0, len(text), 7)]
-    return Reply(text, [], finish, prompt_tokens, words(text) + words(thinking), pieces, thinking)
+    return Reply(text, [], finish, prompt_tokens, words(text) + words(thinking), pieces, matched, thinking)
 
 
 def free_port() -> int:

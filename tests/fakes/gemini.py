@@ -217,6 +217,7 @@ def normalize(body: dict) -> Conversation:
     conv.max_tokens = config.get("maxOutputTokens")
     thinking = config.get("thinkingConfig") or {}
     conv.thinking = bool(thinking.get("includeThoughts")) and thinking.get("thinkingBudget") != 0
+    conv.stop = list(config.get("stopSequences") or [])
     return conv
 
 

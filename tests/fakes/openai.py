@@ -50,6 +50,8 @@ def normalize(body: dict) -> Conversation:
         conv.schema = (response_format.get("json_schema") or {}).get("schema")
     conv.max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
     conv.thinking = body.get("reasoning_effort") not in (None, "none", "minimal")
+    stop = body.get("stop")
+    conv.stop = [stop] if isinstance(stop, str) else list(stop or [])
     return conv
 
 
