@@ -259,7 +259,7 @@ JSON_FIELD_TYPES = {
     "options": {"type": "object"}, "constraints": {"type": "object"}, "conditions": {"type": "object"},
     "params": {"type": "object"}, "data": {"type": "object"}, "metadata": {"type": "object"},
     "facts": {"type": "object"}, "candidates": _STRINGS, "fallbacks": _STRINGS, "aliases": _STRINGS,
-    "tags": _STRINGS,
+    "tags": _STRINGS, "request_log_redact": _STRINGS,
     "condition": {"oneOf": [{"type": "object"}, {"type": "array"}, {"type": "string", "minLength": 1}]},
 }
 
