@@ -7,7 +7,7 @@ import uuid
 from django.db import models
 from django.db.models import Q
 
-from apps.core.models import TimeStampedModel
+from apps.core.models import FINISHED, ExecutionStatus, TimeStampedModel  # noqa: F401 - re-exported
 
 # The original's LLM defaults.
 DEFAULT_LLM = {"temperature": 0.7, "max_tokens": 1000}
@@ -87,16 +87,6 @@ class PlaceAgent(TimeStampedModel):
         return f"{self.workflow}.{self.place} → {self.agent_id}"
 
 
-class ExecutionStatus(models.TextChoices):
-    PENDING = "pending"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    TIMEOUT = "timeout"
-    CANCELLED = "cancelled"
-
-
-FINISHED = (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT, ExecutionStatus.CANCELLED)
 
 
 class AgentExecution(models.Model):

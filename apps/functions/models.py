@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 
 from apps.core import crypto
-from apps.core.models import TimeStampedModel
+from apps.core.models import FINISHED, ExecutionStatus, TimeStampedModel  # noqa: F401 - re-exported
 
 
 class Runtime(models.TextChoices):
@@ -155,16 +155,6 @@ class FunctionChain(TimeStampedModel):
         return f"{self.function_id} → {self.next_function_id} ({self.on})"
 
 
-class ExecutionStatus(models.TextChoices):
-    PENDING = "pending"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    TIMEOUT = "timeout"
-    CANCELLED = "cancelled"
-
-
-FINISHED = (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT, ExecutionStatus.CANCELLED)
 
 
 class FunctionExecution(models.Model):

@@ -259,6 +259,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"ProviderTypeEnum": "apps.providers.models.ProviderType",
                             "WorkflowInstanceStatusEnum": "apps.workflows.models.InstanceStatus",
                             "TokenStatusEnum": "apps.workflows.models.TokenStatus",
+                            "ExecutionStatusEnum": "apps.core.models.ExecutionStatus",
                             "RoutingStrategyEnum": "apps.core.vocabulary.ROUTING_STRATEGIES"},
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
