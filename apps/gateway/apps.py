@@ -1,6 +1,7 @@
 from django.apps import AppConfig
 
 from apps.core.health import register_health_section
+from apps.providers import health_source
 
 
 class GatewayConfig(AppConfig):
@@ -9,6 +10,9 @@ class GatewayConfig(AppConfig):
 
     def ready(self):
         register_health_section("providers", _provider_health)
+        from .health_report import provider_health  # why: it reads models, which load after the app configs
+
+        health_source.register(provider_health)
 
 
 async def _provider_health() -> dict:

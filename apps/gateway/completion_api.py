@@ -27,6 +27,7 @@ from . import pipeline, request_validation
 from .admission.authentication import authenticate_tenant
 from .app import gateway_app
 from .context import RequestContext
+from .costs import cost_of
 from .runtime import GatewayRuntime
 
 _runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GatewayRuntime] = weakref.WeakKeyDictionary()
@@ -90,9 +91,10 @@ async def _prepare(rt: GatewayRuntime, tenant, request: dict, *, api_key_id, use
 
 async def complete(tenant, request: dict, *, api_key_id: int | None = None, user: str | None = None,
                    project: str | None = None, workflow_id: str | None = None, agent_id: str | None = None,
-                   routing: dict | None = None, request_id: str | None = None) -> dict:
+                   routing: dict | None = None, request_id: str | None = None, route_info: dict | None = None) -> dict:
     """One chat completion (an OpenAI `chat.completion` dict) for `tenant` (a Tenant or its id).
-    `routing` takes the `circuit_breaker` options of /v1; `user` and `project` label the ledger and budgets."""
+    `routing` takes the `circuit_breaker` options of /v1; `user` and `project` label the ledger and budgets.
+    `route_info`, when given, is filled with how it was routed (see `_route_info`), error or not."""
     rt = _runtime()
     ctx = None
     status = 500
@@ -112,6 +114,21 @@ async def complete(tenant, request: dict, *, api_key_id: int | None = None, user
         if ctx is not None:
             await pipeline.finalize(rt, ctx, status)
             pipeline.account(ctx, status, ctx.error_code)
+            if route_info is not None:
+                route_info.update(_route_info(ctx))
+
+
+def _route_info(ctx: RequestContext) -> dict:
+    """The request id, strategy, every attempt (provider, model, outcome, status, ms), the cost and our overhead:
+    what /v1 answers in its x-cb-* headers, for callers without headers."""
+    chosen = ctx.chosen
+    return {"request_id": ctx.request_id, "strategy": ctx.strategy,
+            "provider": (chosen.provider.name or chosen.provider.slug) if chosen else None,
+            "model": chosen.model.model_id if chosen else None,
+            "attempts": [{"provider": a.provider, "model": a.model, "outcome": a.outcome, "status": a.status,
+                          "latency_ms": round(a.ms, 3)} for a in ctx.attempts],
+            "cost": float(cost_of(chosen.model, ctx.usage)) if chosen and ctx.usage else None,
+            "overhead_ms": round(ctx.overhead_ms(), 3)}
 
 
 async def stream(tenant, request: dict, *, api_key_id: int | None = None, user: str | None = None,

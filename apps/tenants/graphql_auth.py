@@ -49,6 +49,15 @@ class Principal:
     def anonymous(self) -> bool:
         return self.user is None and self.api_key is None
 
+    @property
+    def actor(self) -> str:
+        """Who to name in histories and events."""
+        if self.api_key is not None:
+            return f"api-key:{self.api_key.pk}"
+        if self.user is not None:
+            return str(self.user.get_username())[:200]
+        return "anonymous"
+
     def allows(self, action: str) -> bool:
         return action in self.actions
 
