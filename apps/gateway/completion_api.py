@@ -19,8 +19,9 @@ import asyncio
 import os
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+from apps.core import loop_thread
 from apps.core.errors import ApiError, UpstreamError
 
 from . import pipeline, request_validation
@@ -36,12 +37,31 @@ _runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GatewayRuntime] 
 def _runtime() -> GatewayRuntime:
     loop = asyncio.get_running_loop()
     shared = gateway_app.runtime
-    if shared.loop is None or shared.loop is loop:
+    if shared.loop is loop:
         return shared
     runtime = _runtimes.get(loop)
     if runtime is None:
+        if shared.loop is None:
+            return shared
         runtime = _runtimes[loop] = GatewayRuntime(freeze=False)
     return runtime
+
+
+def run_sync(make: Callable[[], Awaitable], *, timeout: float | None):
+    """For sync callers (Django views, GraphQL resolvers): `await make()` on the loop that owns the shared
+    runtime when a server runs one, else on this process's background loop with a runtime of its own (which
+    never takes the shared one, so a server loop starting later still gets it). Raises TimeoutError."""
+    shared = gateway_app.runtime.loop
+    if shared is not None and shared.is_running():
+        return loop_thread.run(make(), timeout=timeout, loop=shared)
+
+    async def private():
+        loop = asyncio.get_running_loop()
+        if loop not in _runtimes and gateway_app.runtime.loop is not loop:
+            _runtimes[loop] = GatewayRuntime(freeze=False)
+        return await make()
+
+    return loop_thread.run(private(), timeout=timeout)
 
 
 async def close() -> None:

@@ -1,6 +1,7 @@
 """Per-provider health from the live circuit state, for the platform's readers (GraphQL `llmProviders`).
 
-Registered with `apps.providers.health_source` by the gateway's AppConfig. It reads the same store the hot path
+Registered with `apps.providers.health_source` by the gateway's AppConfig (imported when the first reader asks,
+so workers and management commands never load the hot path). It reads the same store the hot path
 writes (Redis when configured, shared by every process; else this process's memory), on the loop that owns the
 gateway runtime, so the embedded default's in-memory circuits are the ones /v1 requests moved.
 """
@@ -11,17 +12,16 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from apps.billing.selectors import last_failures
-from apps.core import loop_thread
 from apps.providers.health_source import ProviderHealth, unmeasured
+
+from . import completion_api
 
 READ_TIMEOUT_SECONDS = 2.0
 _WORST = {"closed": 0, "half_open": 1, "open": 2}
 
 
 async def _read(provider_ids: list[int]) -> dict[int, ProviderHealth]:
-    from .completion_api import _runtime  # why: the loop's runtime, as the in-process completion API picks it
-
-    rt = _runtime()
+    rt = completion_api._runtime()
     await rt.ready()
     wanted = {str(pid) for pid in provider_ids}
     deployments = [d for d in await rt.health_store.known() if d.partition(":")[0] in wanted]
@@ -49,10 +49,8 @@ async def _read(provider_ids: list[int]) -> dict[int, ProviderHealth]:
 def provider_health(provider_ids: list[int], *, tenant_id: int) -> dict[int, ProviderHealth]:
     """Every asked provider's health for the tenant (sync: GraphQL resolvers run in sync views). The ledger
     query runs here, in the caller's thread; the circuit state on the runtime's loop."""
-    from .app import gateway_app  # why: loaded on first use, so workers and commands never load the hot path
-
     failures = last_failures(tenant_id=tenant_id, provider_ids=provider_ids)
-    live = loop_thread.run(_read(provider_ids), timeout=READ_TIMEOUT_SECONDS, loop=gateway_app.runtime.loop)
+    live = completion_api.run_sync(lambda: _read(provider_ids), timeout=READ_TIMEOUT_SECONDS)
     out = {}
     for provider_id in provider_ids:
         error, at = failures.get(provider_id, (None, None))
@@ -64,13 +62,9 @@ def provider_health(provider_ids: list[int], *, tenant_id: int) -> dict[int, Pro
 
 def global_provider_status() -> dict[str, dict]:
     """/health's providers section (global providers: healthy, degraded, down or unknown), read now."""
-    from .app import gateway_app  # why: loaded on first use, as above
-
     async def read():
-        from .completion_api import _runtime  # why: the loop's runtime, as above
-
-        rt = _runtime()
+        rt = completion_api._runtime()
         await rt.ready()
         return await rt.provider_health()
 
-    return loop_thread.run(read(), timeout=READ_TIMEOUT_SECONDS, loop=gateway_app.runtime.loop)
+    return completion_api.run_sync(read, timeout=READ_TIMEOUT_SECONDS)

@@ -12,7 +12,7 @@ from ..types import Rule
 
 class RuleCreateInput(graphene.InputObjectType):
     name = graphene.String(required=True, description="Letters, digits, _ and -.")
-    condition = JSON(required=True, description="A rules-engine condition in either tagged shape, or CEL text.")
+    condition = JSON(required=True, description="A rules-engine condition, either tagged shape (a string: a rule).")
     description = graphene.String()
     enabled = graphene.Boolean()
 

@@ -16,11 +16,9 @@ import graphene
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from apps.core import loop_thread
 from apps.core.errors import ServiceUnavailable, UpstreamTimeout
 from apps.core.graphql_fields import JSON, json_object, mutation
 from apps.gateway import completion_api
-from apps.gateway.app import gateway_app
 from apps.providers.models import ProviderType
 
 from ..types import Completion, MessageInput, RoutingAttempt, RoutingInfo, Usage
@@ -87,9 +85,10 @@ class CreateCompletion(graphene.Mutation):
             return Completion(id=request_id, streaming=True)
         route: dict = {}
         try:
-            result = loop_thread.run(
-                completion_api.complete(context.tenant, request, request_id=request_id, route_info=route, **labels),
-                timeout=settings.REQUEST_TIMEOUT_SECONDS + 5, loop=gateway_app.runtime.loop)
+            result = completion_api.run_sync(
+                lambda: completion_api.complete(context.tenant, request, request_id=request_id, route_info=route,
+                                                **labels),
+                timeout=settings.REQUEST_TIMEOUT_SECONDS + 5)
         except TimeoutError:
             raise UpstreamTimeout("The completion did not finish in time.") from None
         return _completion(result, route)
