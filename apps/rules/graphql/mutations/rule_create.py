@@ -12,7 +12,7 @@ from ..types import Rule
 
 class RuleCreateInput(graphene.InputObjectType):
     name = graphene.String(required=True, description="Letters, digits, _ and -.")
-    condition = JSON(required=True, description="A rules-engine condition, either tagged shape (a string: a rule).")
+    condition = JSON(description="A rules-engine condition, either tagged shape (a string: a rule); null: true.")
     description = graphene.String()
     enabled = graphene.Boolean()
 
@@ -26,7 +26,7 @@ class CreateRule(graphene.Mutation):
     @staticmethod
     @mutation("write")
     def mutate(root, info, input):  # noqa: A002 - GraphQL's argument name
-        rule = services.rule_create(tenant=info.context.tenant, name=input.name, condition=input.condition,
+        rule = services.rule_create(tenant=info.context.tenant, name=input.name, condition=input.get("condition"),
                                     description=input.description or "",
                                     enabled=True if input.enabled is None else input.enabled)
         return Rule.from_row(rule)
