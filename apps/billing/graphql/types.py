@@ -108,13 +108,13 @@ class Budget(graphene.ObjectType):
     """A budget with its current period's figures (from the ledger, which trails traffic by the ingestion
     delay)."""
 
-    budget_id = graphene.ID(required=True)
+    budget_id = graphene.ID(required=True, source="pk")
     name = graphene.String(required=True)
     scope = graphene.String(required=True)
     user_id = graphene.String()
     project_id = graphene.String()
     model = graphene.String()
-    limit = graphene.Float(required=True, description="USD per period.")
+    limit = graphene.Float(required=True, source="limit", description="USD per period.")
     period = graphene.String(required=True)
     action = graphene.String(required=True)
     alert_thresholds = graphene.List(graphene.NonNull(graphene.Float), required=True)
@@ -127,10 +127,6 @@ class Budget(graphene.ObjectType):
     alerts = graphene.List(graphene.NonNull(BudgetAlertState), required=True)
 
     @staticmethod
-    def resolve_budget_id(budget, info):
-        return budget.pk
-
-    @staticmethod
     def resolve_user_id(budget, info):
         return budget.user_label or None
 
@@ -141,10 +137,6 @@ class Budget(graphene.ObjectType):
     @staticmethod
     def resolve_model(budget, info):
         return budget.model or None
-
-    @staticmethod
-    def resolve_limit(budget, info):
-        return float(budget.limit)
 
     @staticmethod
     def resolve_used(budget, info):

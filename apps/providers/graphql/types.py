@@ -29,73 +29,34 @@ class HealthStatus(graphene.ObjectType):
 
 
 class Model(graphene.ObjectType):
-    id = graphene.ID(required=True, description="The model id clients send (e.g. gpt-4o).")
-    name = graphene.String(required=True)
+    id = graphene.ID(required=True, source="model_id", description="The model id clients send (e.g. gpt-4o).")
+    name = graphene.String(required=True, source="model_id", description="The catalogue keeps no display name.")
     provider_type = graphene.String(required=True)
     provider_id = graphene.ID(description="Set when only this provider serves it; null: any of its type.")
-    max_tokens = graphene.Int(required=True, description="Most output tokens.")
+    max_tokens = graphene.Int(required=True, source="max_output_tokens", description="Most output tokens.")
     context_window = graphene.Int(required=True)
-    cost_per_input_token = graphene.Float(required=True, description="USD.")
-    cost_per_output_token = graphene.Float(required=True, description="USD.")
+    cost_per_input_token = graphene.Float(required=True, source="input_price", description="USD.")
+    cost_per_output_token = graphene.Float(required=True, source="output_price", description="USD.")
     supports_streaming = graphene.Boolean(required=True)
-    supports_function_calling = graphene.Boolean(required=True)
+    supports_function_calling = graphene.Boolean(required=True, source="supports_tools")
     capabilities = graphene.List(graphene.NonNull(graphene.String), required=True)
     mode = graphene.String(required=True)
     enabled = graphene.Boolean(required=True)
-
-    @staticmethod
-    def resolve_id(entry: ModelEntry, info):
-        return entry.model_id
-
-    @staticmethod
-    def resolve_name(entry: ModelEntry, info):
-        return entry.model_id
-
-    @staticmethod
-    def resolve_provider_id(entry: ModelEntry, info):
-        return entry.provider_id
-
-    @staticmethod
-    def resolve_max_tokens(entry: ModelEntry, info):
-        return entry.max_output_tokens
-
-    @staticmethod
-    def resolve_cost_per_input_token(entry: ModelEntry, info):
-        return float(entry.input_price)
-
-    @staticmethod
-    def resolve_cost_per_output_token(entry: ModelEntry, info):
-        return float(entry.output_price)
-
-    @staticmethod
-    def resolve_supports_function_calling(entry: ModelEntry, info):
-        return entry.supports_tools
-
-    @staticmethod
-    def resolve_capabilities(entry: ModelEntry, info):
-        return entry.capabilities
 
 
 class LLMProvider(graphene.ObjectType):
     id = graphene.ID(required=True)
     slug = graphene.String(required=True)
-    provider_type = graphene.String(required=True)
+    provider_type = graphene.String(required=True, source="type")
     name = graphene.String(required=True)
-    base_url = graphene.String(required=True, description="Blank in the row means the type's public endpoint.")
+    base_url = graphene.String(required=True, source="effective_base_url",
+                               description="The type's public endpoint unless the provider names its own.")
     enabled = graphene.Boolean(required=True)
     priority = graphene.Int(required=True)
     is_global = graphene.Boolean(required=True, description="Shared by every tenant (the operator's).")
     has_api_key = graphene.Boolean(required=True, description="Keys are write-only: only whether one is set.")
     models = graphene.List(graphene.NonNull(Model), required=True)
     health_status = graphene.Field(HealthStatus, required=True)
-
-    @staticmethod
-    def resolve_provider_type(provider, info):
-        return provider.type
-
-    @staticmethod
-    def resolve_base_url(provider, info):
-        return provider.effective_base_url
 
     @staticmethod
     def resolve_has_api_key(provider, info):

@@ -53,7 +53,7 @@ class Transition(graphene.ObjectType):
 class Workflow(graphene.ObjectType):
     """A workflow (Petri net) by its id (slug); places and transitions of its current version."""
 
-    id = graphene.ID(required=True)
+    id = graphene.ID(required=True, source="slug")
     name = graphene.String(required=True)
     description = graphene.String(required=True)
     version = graphene.Int()
@@ -67,10 +67,6 @@ class Workflow(graphene.ObjectType):
     analysis = JSON(description="Soundness findings of the current version.")
     created_at = graphene.DateTime(required=True)
     updated_at = graphene.DateTime(required=True)
-
-    @staticmethod
-    def resolve_id(workflow, info):
-        return workflow.slug
 
     @staticmethod
     def resolve_version(workflow, info):
@@ -131,7 +127,7 @@ class Token(graphene.ObjectType):
     workflow_id = graphene.ID(required=True)
     instance_id = graphene.ID(required=True)
     place = graphene.String(required=True)
-    current_place = graphene.String(required=True, description="Same as place (the original's name).")
+    current_place = graphene.String(required=True, source="place", description="Same as place (the original's).")
     status = graphene.String(required=True, description="active or consumed.")
     data = JSON(required=True)
     metadata = JSON(required=True)
@@ -145,10 +141,6 @@ class Token(graphene.ObjectType):
     @staticmethod
     def resolve_workflow_id(token, info):
         return token.instance.definition.slug
-
-    @staticmethod
-    def resolve_current_place(token, info):
-        return token.place
 
     @staticmethod
     def resolve_history(token, info):
