@@ -23,6 +23,7 @@ from apps.core.errors import AuthenticationFailed, NotFound, PermissionDenied
 from .facade import KEY_PREFIX
 from .models import ApiKey, Membership, Tenant
 from .selectors import api_key_from_secret, membership_role, tenants_for_user
+from .services import api_key_touch
 
 TENANT_HEADER = "x-cb-tenant"
 ACTIONS = ("read", "write", "inference")
@@ -103,6 +104,7 @@ def graphql_principal(*, headers: Mapping, user=None) -> Principal:
         key = api_key_from_secret(secret)
         if key is None:
             raise AuthenticationFailed("Invalid, revoked or expired API key.")
+        api_key_touch(api_key=key)
         actions = set().union(*(_SCOPE_ACTIONS.get(scope, set()) for scope in key.scopes or []))
         return Principal(tenant=key.tenant, user=None, api_key=key, actions=actions)
     if _signed_in(user):

@@ -146,3 +146,23 @@ def test_the_documents_curl_forms(served):
     assert providers and all(p["healthStatus"]["isHealthy"] in (True, False) for p in providers)
     response = served["client"].get("/graphql", params={"query": "{ version }"})
     assert response.json() == {"data": {"version": "0.1.0"}}
+
+
+def test_the_gql_client(served):
+    """gql's HTTP transport, as Python clients use it: schema fetched by introspection, variables, and errors
+    raised with their extensions."""
+    from gql import Client, gql
+    from gql.transport.exceptions import TransportQueryError
+    from gql.transport.httpx import HTTPXTransport
+
+    transport = HTTPXTransport(url=f"{served['server'].graphql_url}/graphql", timeout=30,
+                               headers={"Authorization": served["client"].headers["Authorization"]})
+    with Client(transport=transport, fetch_schema_from_transport=True) as session:
+        models = gql("query($first: Int) { models(first: $first) { id costPerInputToken } }")
+        models.variable_values = {"first": 3}
+        assert len(session.execute(models)["models"]) == 3
+        missing = gql("query($id: ID!) { token(id: $id) { id } }")
+        missing.variable_values = {"id": "00000000-0000-0000-0000-000000000000"}
+        with pytest.raises(TransportQueryError) as raised:
+            session.execute(missing)
+        assert raised.value.errors[0]["extensions"]["code"] == "NOT_FOUND"
