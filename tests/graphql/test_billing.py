@@ -145,3 +145,13 @@ def test_another_tenants_budget_and_ledger_are_invisible(tenant_a, tenant_b):
     assert Budget.objects.get(pk=budget["budgetId"]).limit == Decimal(100)
     assert gql_b("{ costAnalytics { totalCost } budgetStatus { budgetId } }") == {
         "costAnalytics": {"totalCost": 0.0}, "budgetStatus": []}
+
+
+def test_set_budget_by_id_changes_only_what_is_given(tenant_a):
+    _, gql = tenant_a
+    budget = gql(SET_BUDGET)["setBudget"]
+    changed = gql("""mutation($id: ID!) { setBudget(input: {budgetId: $id, limit: 7, period: "weekly"})
+                     { budgetId limit period userId projectId alertThresholds } }""",
+                  {"id": budget["budgetId"]})["setBudget"]
+    assert changed == {"budgetId": budget["budgetId"], "limit": 7.0, "period": "weekly", "userId": "user-123",
+                       "projectId": "project-456", "alertThresholds": [50, 80, 95]}

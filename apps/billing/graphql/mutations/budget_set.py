@@ -43,22 +43,20 @@ class SetBudget(graphene.Mutation):
     @mutation("write")
     def mutate(root, info, input):  # noqa: A002 - GraphQL's argument name
         tenant = info.context.tenant
-        fields = {"user_label": input.user_id or "", "project_label": input.project_id or "",
-                  "model": input.model or "", "limit": _money(input.limit),
-                  "period": (input.period or BudgetRow.Period.MONTHLY).lower()}
-        for name, value in (("name", input.name), ("action", input.action), ("enabled", input.enabled),
-                            ("alert_thresholds", input.alert_thresholds)):
-            if value is not None:
-                fields[name] = value
-        if input.budget_id is not None:
+        given = {"user_label": input.user_id, "project_label": input.project_id, "model": input.model,
+                 "period": input.period.lower() if input.period else None, "name": input.name,
+                 "action": input.action, "enabled": input.enabled, "alert_thresholds": input.alert_thresholds}
+        fields = {name: value for name, value in given.items() if value is not None}
+        fields["limit"] = _money(input.limit)
+        if input.budget_id is not None:  # that budget: only what the input gives changes
             budget = budget_access_by_id(tenant, input.budget_id, for_write=True)
-        else:
-            budget = BudgetRow.objects.select_for_update().filter(
-                tenant=tenant, api_key__isnull=True, user_label=fields["user_label"],
-                project_label=fields["project_label"], model=fields["model"], period=fields["period"]).first()
+            return remember_budgets(info, [services.budget_update(tenant=tenant, budget=budget, **fields)])[0]
+        scope = {"user_label": "", "project_label": "", "model": "", "period": BudgetRow.Period.MONTHLY}
+        scope.update({name: fields[name] for name in scope if name in fields})
+        budget = BudgetRow.objects.select_for_update().filter(tenant=tenant, api_key__isnull=True, **scope).first()
         if budget is None:
-            fields.setdefault("alert_thresholds", list(DEFAULT_ALERT_THRESHOLDS))
-            budget = services.budget_create(tenant=tenant, **fields)
+            budget = services.budget_create(tenant=tenant, **{"alert_thresholds": list(DEFAULT_ALERT_THRESHOLDS),
+                                                              **scope, **fields})
         else:
             budget = services.budget_update(tenant=tenant, budget=budget, **fields)
         return remember_budgets(info, [budget])[0]
