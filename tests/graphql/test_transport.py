@@ -38,8 +38,10 @@ def test_a_json_body_is_json_whatever_its_content_type(key):
     assert response.json() == {"data": {"version": "0.1.0"}}
     response = _post(Client(), '{"query": ', content_type="application/x-www-form-urlencoded", **auth)
     assert response.status_code == 400 and codes(response.json()["errors"]) == ["BAD_REQUEST"]
-    response = _post(Client(), "[1, 2]", **auth)
-    assert response.status_code == 400 and codes(response.json()["errors"]) == ["BAD_REQUEST"]
+    for bad in ("[1, 2]", '{"query": 12}', '{"query": "{ version }", "variables": [1]}',
+                '{"query": "{ version }", "operationName": 5}', '{"query": "{ version }", "variables": "[1]"}'):
+        response = _post(Client(), bad, **auth)
+        assert response.status_code == 400 and codes(response.json()["errors"]) == ["BAD_REQUEST"], bad
 
 
 def test_get_runs_queries_and_refuses_mutations(key):
