@@ -70,6 +70,23 @@ def test_routing_example(embedded):
     exec(compile(routing, "README.md", "exec"), scope)  # noqa: S102 - raises if the gateway refuses it
 
 
+def test_responses_api_example(embedded):
+    """The Responses API section's SDK example: a stored response continued and retrieved (in-memory store)."""
+    (setup,) = [b for b in blocks("python") if "from openai import OpenAI" in b]
+    (example,) = [b for b in blocks("python") if "client.responses" in b]
+    scope: dict = {}
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(compile(localize(setup, embedded), "README.md", "exec"), scope)  # noqa: S102 - our own README
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(example, "README.md", "exec"), scope)  # noqa: S102 - our own README
+    assert out.getvalue() == "Simulated reply: What is my name?\n"
+    first, follow_up = scope["first"], scope["follow_up"]
+    assert follow_up.previous_response_id == first.id
+    # the follow-up carried the first exchange (two more messages) to the provider
+    assert follow_up.usage.input_tokens > first.usage.input_tokens + 8
+
+
 def test_embedded_default_health(embedded):
     import httpx
 
