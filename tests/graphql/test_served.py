@@ -56,7 +56,7 @@ def _ledger(request_id):
 
 
 def test_create_completion_runs_the_v1_pipeline(served):
-    body = _gql(served, COMPLETE, {"input": {"model": "gpt-4o", "userId": "gql-user", "projectId": "gql-proj",
+    body = _gql(served, COMPLETE, {"input": {"model": "gpt-4o", "userId": "gql-user", "projectId": "gql-proj", "workflowId": "wf-gql",
                                              "messages": [{"role": "SYSTEM", "content": "Be brief."},
                                                           {"role": "USER", "content": "hello from graphql"}]}})
     assert "errors" not in body, body
@@ -74,7 +74,7 @@ def test_create_completion_runs_the_v1_pipeline(served):
     row = committed(_ledger, route["requestId"])
     assert (row.tenant_id, row.status, row.user_label, row.project_label) == (served["tenant"].pk, 200, "gql-user",
                                                                                "gql-proj")
-    assert row.cost == Decimal(str(usage["cost"]))
+    assert row.cost == Decimal(str(usage["cost"])) and row.workflow_id == "wf-gql"
 
 
 def test_create_completion_errors_come_back_coded(served):

@@ -65,33 +65,48 @@ class CreateCompletion(graphene.Mutation):
     @mutation("inference", atomic=False)  # no transaction held across an upstream call
     def mutate(root, info, input):  # noqa: A002 - GraphQL's argument name
         context = info.context
-        request = {"model": input.model,
-                   "messages": [{"role": m.role.value if hasattr(m.role, "value") else m.role, "content": m.content,
-                                 **({"name": m.name} if m.name else {})} for m in input.messages]}
-        for name in ("temperature", "max_tokens", "top_p"):
-            if input.get(name) is not None:
-                request[name] = input[name]
-        routing = _routing(input)
-        labels = {"api_key_id": context.api_key.pk if context.api_key is not None else None,
-                  "user": input.user_id, "project": input.project_id, "workflow_id": input.workflow_id,
-                  "routing": routing or None}
+        request = _request(input)
+        api_key_id = context.api_key.pk if context.api_key is not None else None
         request_id = "req_" + os.urandom(16).hex()
         if input.stream:
             if start_background_completion is None:
                 raise ServiceUnavailable("Streaming completions need the realtime app, which this server does not "
                                          "include; ask without stream: true.", code="streaming_unavailable",
                                          param="stream")
-            start_background_completion(tenant=context.tenant, request=request, request_id=request_id, **labels)
+            # The id is both the completionStream id and the llmStream request id.
+            start_background_completion(context.tenant, request, completion_id=request_id, api_key_id=api_key_id,
+                                        request_id=request_id)
             return Completion(id=request_id, streaming=True)
         route: dict = {}
         try:
             result = completion_api.run_sync(
-                lambda: completion_api.complete(context.tenant, request, request_id=request_id, route_info=route,
-                                                **labels),
+                lambda: completion_api.complete(context.tenant, request, api_key_id=api_key_id, request_id=request_id,
+                                                route_info=route),
                 timeout=settings.REQUEST_TIMEOUT_SECONDS + 5)
         except TimeoutError:
             raise UpstreamTimeout("The completion did not finish in time.") from None
         return _completion(result, route)
+
+
+def _request(input) -> dict:
+    """The /v1 chat body the input describes: routing options and ledger labels ride in it (`circuit_breaker`,
+    `budget_tracking`, `metadata.workflow_id`), as a /v1 client would send them."""
+    request = {"model": input.model,
+               "messages": [{"role": getattr(m.role, "value", m.role), "content": m.content,
+                             **({"name": m.name} if m.name else {})} for m in input.messages]}
+    for name in ("temperature", "max_tokens", "top_p"):
+        if input.get(name) is not None:
+            request[name] = input[name]
+    routing = _routing(input)
+    tracking = {key: value for key, value in (("user_id", input.user_id), ("project_id", input.project_id))
+                if value}
+    if tracking:
+        routing["budget_tracking"] = {**(routing.get("budget_tracking") or {}), **tracking}
+    if routing:
+        request["circuit_breaker"] = routing
+    if input.workflow_id:
+        request["metadata"] = {"workflow_id": input.workflow_id}
+    return request
 
 
 def _routing(input) -> dict:
@@ -100,7 +115,7 @@ def _routing(input) -> dict:
         if input.get(name) is not None:
             routing[option] = input[name]
     if input.provider is not None:
-        provider = input.provider.value if hasattr(input.provider, "value") else input.provider
+        provider = getattr(input.provider, "value", input.provider)
         preferred = list(routing.get("preferred_providers") or [])
         if not isinstance(preferred, list):
             raise ValidationError({"routing.preferred_providers": ["Must be a list."]})
