@@ -56,7 +56,8 @@ def _ledger(request_id):
 
 
 def test_create_completion_runs_the_v1_pipeline(served):
-    body = _gql(served, COMPLETE, {"input": {"model": "gpt-4o", "userId": "gql-user", "projectId": "gql-proj", "workflowId": "wf-gql",
+    body = _gql(served, COMPLETE, {"input": {"model": "gpt-4o", "userId": "gql-user", "projectId": "gql-proj",
+                                             "workflowId": "wf-gql",
                                              "messages": [{"role": "SYSTEM", "content": "Be brief."},
                                                           {"role": "USER", "content": "hello from graphql"}]}})
     assert "errors" not in body, body
