@@ -167,3 +167,23 @@ def test_the_gql_client(served):
         with pytest.raises(TransportQueryError) as raised:
             session.execute(missing)
         assert raised.value.errors[0]["extensions"]["code"] == "NOT_FOUND"
+
+
+def test_a_slow_completion_holds_no_other_request(served):
+    """The view waits in its own request thread while the server loop runs the completion: other GraphQL
+    requests (and the loop itself) go on."""
+    import concurrent.futures
+    import time
+
+    def slow():
+        return _gql(served, COMPLETE, {"input": {"model": "gpt-4o",
+                                                 "messages": [{"role": "USER", "content": "wait !hang 2"}]}})
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        pending = [pool.submit(slow) for _ in range(2)]
+        time.sleep(0.3)
+        started = time.perf_counter()
+        assert _gql(served, "{ version }") == {"data": {"version": "0.1.0"}}
+        assert time.perf_counter() - started < 1.0
+        results = [future.result(timeout=30) for future in pending]
+    assert all(r["data"]["createCompletion"]["content"].endswith("wait !hang 2") for r in results), results
