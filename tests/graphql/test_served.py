@@ -4,6 +4,7 @@ in-process API against a fake OpenAI upstream, health and metrics from real data
 
 from __future__ import annotations
 
+import shutil
 from decimal import Decimal
 
 import httpx
@@ -187,3 +188,44 @@ def test_a_slow_completion_holds_no_other_request(served):
         assert time.perf_counter() - started < 1.0
         results = [future.result(timeout=30) for future in pending]
     assert all(r["data"]["createCompletion"]["content"].endswith("wait !hang 2") for r in results), results
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs the system chromium")
+def test_graphiql_runs_a_mutation_with_the_admin_session(served):
+    """GraphiQL at / on the GraphQL port, in headless Chromium, signed in through the admin: its POST carries
+    the session and Django's CSRF token, and the mutation acts for the user's tenant."""
+    import urllib.parse
+
+    from playwright.sync_api import sync_playwright
+
+    from apps.rules.models import Rule
+    from apps.tenants.models import Membership
+    from tests import factories
+
+    user = committed(factories.user, "gql-browser", tenant_obj=served["tenant"], role=Membership.Role.ADMIN,
+                     is_staff=True)
+    base = served["server"].graphql_url
+    query = 'mutation { createRule(input: {name: "from-graphiql", condition: null}) { id name } }'
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
+            page = browser.new_page()
+            page.goto(f"{base}/admin/login/?next=/admin/")
+            page.fill("#id_username", user.username)
+            page.fill("#id_password", "pw")
+            page.click("input[type=submit]")
+            page.wait_for_url(f"{base}/admin/")
+            page.goto(f"{base}/#query={urllib.parse.quote(query)}")
+            page.wait_for_selector(".graphiql-execute-button", timeout=20000)
+            page.click(".graphiql-execute-button")
+            page.wait_for_function("document.querySelector('.result-window') && "
+                                   "document.querySelector('.result-window').innerText.includes('from-graphiql')",
+                                   timeout=20000)
+            text = page.inner_text(".result-window")
+            browser.close()
+        assert '"name": "from-graphiql"' in text and "errors" not in text
+        assert committed(lambda: Rule.objects.filter(tenant=served["tenant"], name="from-graphiql").exists())
+    finally:
+        committed(lambda: Rule.objects.filter(name="from-graphiql").delete())
+        committed(user.delete)
