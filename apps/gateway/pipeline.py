@@ -104,15 +104,19 @@ async def chat(rt: GatewayRuntime, ctx: RequestContext, body: dict, ordered: lis
     return result
 
 
-async def open_chat_stream(rt: GatewayRuntime, ctx: RequestContext, body: dict, ordered: list[Candidate]):
+async def open_chat_stream(rt: GatewayRuntime, ctx: RequestContext, body: dict, ordered: list[Candidate], *,
+                           open_batches=None):
     """The first batch of chunks and the iterator of the rest. Fail over happens only before the first byte
     reaches the client, so an attempt includes the first chunk. The chosen deployment's outcome is left for
-    the caller to record (`ctx.ticket`) when the stream ends."""
+    the caller to record (`ctx.ticket`) when the stream ends. `open_batches(candidate, target, timeout)`
+    replaces the adapter's translated stream (the Anthropic ingress relays Anthropic's own events)."""
     async def call(candidate: Candidate, target: Target, timeout: float):
-        adapter = registry.get(candidate.provider.type)
-        batches = rt.upstream.chat_stream_batches(adapter, target, upstream_body(body, target),
-                                                  ChunkFactory(target.model), timeout=timeout,
-                                                  secrets=provider_secrets(candidate))
+        if open_batches is not None:
+            batches = open_batches(candidate, target, timeout)
+        else:
+            batches = rt.upstream.chat_stream_batches(registry.get(candidate.provider.type), target,
+                                                      upstream_body(body, target), ChunkFactory(target.model),
+                                                      timeout=timeout, secrets=provider_secrets(candidate))
         try:
             first = await anext(batches)
         except StopAsyncIteration:

@@ -208,6 +208,7 @@ CORS_EXPOSE_HEADERS = [
     "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests",
     "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens",
     "x-cb-request-id", "x-cb-provider", "x-cb-model", "x-cb-route", "x-cb-overhead-ms", "retry-after",
+    "request-id", "x-cb-token-count",  # the Anthropic ingress (/v1/messages)
 ]
 
 REST_FRAMEWORK = {

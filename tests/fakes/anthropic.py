@@ -1,4 +1,5 @@
-"""A fake of Anthropic's Messages API: POST /v1/messages, JSON and named-event SSE.
+"""A fake of Anthropic's Messages API: POST /v1/messages, JSON and named-event SSE, and
+POST /v1/messages/count_tokens (the brain's word count).
 
 Strict where the real API is: `x-api-key` (401 authentication_error), the `anthropic-version` header,
 `model` and `max_tokens` required, roles alternating user/assistant from a user turn, no empty text
@@ -67,6 +68,7 @@ def normalize(body: dict) -> Conversation:
             elif block["type"] == "tool_use":
                 turn.tool_calls.append(ToolCall(block["id"], block["name"], block["input"]))
     conv.tools = [t["name"] for t in body.get("tools") or []]
+    conv.stop = list(body.get("stop_sequences") or [])
     conv.tool_choice_none = (body.get("tool_choice") or {}).get("type") == "none"
     return conv
 
@@ -149,6 +151,16 @@ class FakeAnthropic(FakeProvider):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self.messages)
+        app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
+
+    async def count_tokens(self, request: web.Request) -> web.Response:
+        """The brain's prompt count (words), which tells it apart from the gateway's own tokenizer count."""
+        body = await self.record(request)
+        if self.bad_key(request.headers.get("x-api-key")):
+            return web.json_response(anthropic_error(401, "invalid x-api-key"), status=401)
+        if problem := validate({**body, "max_tokens": 1} if isinstance(body, dict) else body):
+            return web.json_response(anthropic_error(400, problem), status=400)
+        return web.json_response({"input_tokens": brain(normalize(body), tag=self.tag).prompt_tokens})
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         body = await self.record(request)
@@ -173,10 +185,10 @@ class FakeAnthropic(FakeProvider):
         message_id = "msg_fake" + hashlib.sha1(conv.last_user_text.encode()).hexdigest()[:12]
         tool_uses = [{"type": "tool_use", "id": "toolu_" + c.id.removeprefix("call_"), "name": c.name,
                       "input": c.arguments} for c in reply.tool_calls]
-        stop_reason = STOP_REASONS[reply.finish_reason]
+        stop_reason = "stop_sequence" if reply.stop_sequence else STOP_REASONS[reply.finish_reason]
         message = {"id": message_id, "type": "message", "role": "assistant", "model": body["model"],
                    "content": ([{"type": "text", "text": reply.text}] if reply.text else []) + tool_uses,
-                   "stop_reason": stop_reason, "stop_sequence": None, "usage": usage}
+                   "stop_reason": stop_reason, "stop_sequence": reply.stop_sequence, "usage": usage}
         if not body.get("stream"):
             return web.json_response(message)
 
@@ -218,7 +230,8 @@ class FakeAnthropic(FakeProvider):
             await response.write(sse("content_block_stop", {"type": "content_block_stop", "index": index}))
             index += 1
         await response.write(sse("message_delta", {"type": "message_delta",
-                                                   "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                                                   "delta": {"stop_reason": stop_reason,
+                                                             "stop_sequence": reply.stop_sequence},
                                                    "usage": {"output_tokens": reply.completion_tokens}}))
         await response.write(sse("message_stop", {"type": "message_stop"}))
         return response

@@ -60,6 +60,7 @@ class Conversation:
     json_mode: bool = False
     max_tokens: int | None = None
     model: str = ""
+    stop: list[str] = field(default_factory=list)  # stop sequences: the answer ends before the first one
 
     @property
     def last_user_text(self) -> str:
@@ -78,6 +79,7 @@ class Reply:
     prompt_tokens: int
     completion_tokens: int
     pieces: list[str]  # how a stream splits the text
+    stop_sequence: str | None = None  # the stop sequence that ended the answer
 
 
 @dataclass
@@ -120,6 +122,7 @@ def brain(conv: Conversation, *, tag: str) -> Reply:
     - tools are offered (and not refused) → call the first tool with {"query": <last user text>}
     - JSON mode → a JSON object {"echo": <last user text>, "provider": tag}
     - else "[<tag>] You said: <last user text>", plus " (saw N images)" when images were sent
+    - the text ends before the first stop sequence found in it (`stop_sequence` says which)
     Usage: words of everything sent (system + turns) and of the answer.
     """
     prompt_tokens = words(conv.system) + sum(words(t.text) + 1 for t in conv.turns) + conv.images * 85
@@ -136,14 +139,18 @@ def brain(conv: Conversation, *, tag: str) -> Reply:
         text = f"[{tag}] You said: {conv.last_user_text}"
         if conv.images:
             text += f" (saw {conv.images} image{'s' if conv.images != 1 else ''})"
-    finish = "stop"
+    finish, matched = "stop", None
+    hits = [(text.find(s), s) for s in conv.stop if s and s in text]
+    if hits:
+        at, matched = min(hits)
+        text = text[:at]
     if conv.max_tokens is not None and words(text) > conv.max_tokens:
         text = " ".join(text.split()[: conv.max_tokens])
-        finish = "length"
+        finish, matched = "length", None
     pieces = [w if i == 0 else " " + w for i, w in enumerate(text.split(" "))]
     if conv.json_mode:
         pieces = [text[i:i + 7] for i in range(0, len(text), 7)]
-    return Reply(text, [], finish, prompt_tokens, words(text), pieces)
+    return Reply(text, [], finish, prompt_tokens, words(text), pieces, matched)
 
 
 def free_port() -> int:

@@ -207,6 +207,7 @@ def normalize(body: dict) -> Conversation:
     config = body.get("generationConfig") or {}
     conv.json_mode = config.get("responseMimeType") == "application/json"
     conv.max_tokens = config.get("maxOutputTokens")
+    conv.stop = list(config.get("stopSequences") or [])
     return conv
 
 

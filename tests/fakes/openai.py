@@ -44,6 +44,8 @@ def normalize(body: dict) -> Conversation:
     conv.tool_choice_none = body.get("tool_choice") == "none"
     conv.json_mode = (body.get("response_format") or {}).get("type") in ("json_object", "json_schema")
     conv.max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+    stop = body.get("stop")
+    conv.stop = [stop] if isinstance(stop, str) else list(stop or [])
     return conv
 
 
