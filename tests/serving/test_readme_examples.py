@@ -8,6 +8,7 @@ import re
 import shlex
 import subprocess
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -135,6 +136,21 @@ def test_workflow_examples(embedded):
     assert fired["token"]["id"] == token and fired["token"]["place"] == "pending_review"
 
 
+def test_function_examples(embedded):
+    """The Functions section as written: create a python function and run it, waiting for the result."""
+    import json
+
+    assert "example functions loaded: word_count" in embedded.output()
+    secret = re.search(r"demo API key \(shown once\): (cb-\S+)", embedded.output()).group(1)
+    section = README.split("## Functions", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+    result = subprocess.run(["bash", "-euc", localize(block, embedded)], env={"PATH": "/usr/bin:/bin",
+                            "CB_KEY": secret}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["status"] == "completed" and answer["output"] == {"words": 5, "reading_time_minutes": 1}
+
+
 def _run_curl(command: str) -> str:
     result = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
@@ -194,3 +210,25 @@ def test_legacy_completions_are_listed_truthfully(embedded):
                           timeout=10)
     assert response.status_code == 400 and response.json()["error"]["code"] == "model_not_supported"
 
+
+
+
+def test_openrouter_migration_examples(embedded):
+    """The "Moving from OpenRouter" commands as written, against the embedded default's database."""
+    import json
+
+    section = README.split("### Moving from OpenRouter", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+    env = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "cbplatform.settings.local", "DATABASE_URL": "",
+           "REDIS_URL": "", "CB_VAR_DIR": embedded.var_dir}
+    analyze, plan = block.strip().splitlines()
+    result = subprocess.run(analyze, shell=True, cwd=ROOT, env=env, capture_output=True, text=True,  # noqa: S602
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "10 rows, 10 requests" in result.stdout
+    plan = plan.replace("var/", f"{embedded.var_dir}/")
+    result = subprocess.run(plan, shell=True, cwd=ROOT, env=env, capture_output=True, text=True,  # noqa: S602
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    written = json.loads((Path(embedded.var_dir) / "openrouter-plan.json").read_text())
+    assert written["tenant"] == "demo" and written["virtual_models"]
