@@ -156,6 +156,26 @@ def _run_curl(command: str) -> str:
     return result.stdout
 
 
+def test_graphql_examples(embedded):
+    """The GraphQL section's curl commands as written (form-encoded JSON, no key: the demo tenant), before the
+    management examples further down the README add a cost rule that reroutes simple prompts."""
+    import json
+
+    section = README.split("## GraphQL", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+    commands = block.replace("http://localhost:4000", embedded.graphql_url).replace("\\\n", " ").strip()
+    answers = [json.loads(_run_curl(command)) for command in commands.split("\n\n")]
+    assert all("errors" not in answer for answer in answers), answers
+    listing, instance, completion = (answer["data"] for answer in answers)
+    assert "document_review" in {w["id"] for w in listing["workflows"]}
+    assert all(p["healthStatus"]["isHealthy"] in (True, False) for p in listing["llmProviders"])
+    made = instance["createWorkflowInstance"]
+    assert made["currentPlace"] == "draft"
+    assert made["streamUrl"] == f"/api/workflow-instances/{made['id']}/events/stream"
+    assert completion["createCompletion"]["content"].startswith("Simulated reply")
+    assert completion["createCompletion"]["usage"]["totalTokens"] > 0
+
+
 def test_management_api_examples(embedded):
     """Every `/api` curl outside the Workflows section, as written, with the demo key (and ids from answers)."""
     import json
@@ -188,3 +208,4 @@ def test_legacy_completions_are_listed_truthfully(embedded):
     response = httpx.post(f"{embedded.url}/v1/completions", json={"model": "simulated-echo", "prompt": "Hi"},
                           timeout=10)
     assert response.status_code == 400 and response.json()["error"]["code"] == "model_not_supported"
+
