@@ -1,7 +1,8 @@
 """The GraphQL schema: each app contributes `<App>Queries` / `<App>Mutations`, assembled here.
 
 The realtime app adds `Subscription`. The agents app fills `WorkflowInstance.agents` (registered here: the
-workflows layer may not import it). Field names follow the product documents (llmProviders, costAnalytics, setBudget, …).
+workflows layer may not import it). Field names follow the product documents (llmProviders, costAnalytics,
+setBudget, createAgent, …).
 """
 
 import graphene

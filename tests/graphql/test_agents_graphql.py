@@ -10,6 +10,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from apps.agents import services as agent_services
 from apps.agents.models import Agent, AgentExecution, PlaceAgent
 from apps.providers.models import Provider, ProviderCredential
 from apps.workflows.models import Token, TokenStatus
@@ -99,7 +100,8 @@ def test_create_agent_in_camel_case_with_settings_routing_and_tools(tenant_a):
                 config: {callable: "apps.functions.builtins.word_count"}}) { id } }""")["createFunction"]
     agent = _agent(gql, description="Finds things", llmConfig={"temperature": 0.2, "maxTokens": 300,
                                                                "stopSequences": ["END"]},
-                   userTemplate="ignored: prompts.userTemplate wins", circuitBreaker={"routing_strategy": "cost_optimized"},
+                   userTemplate="ignored: prompts.userTemplate wins",
+                   circuitBreaker={"routing_strategy": "cost_optimized"},
                    retryConfig={"maxAttempts": 2, "retryOnErrors": ["timeout"]}, tools=[tool["id"]])
     assert agent["status"] == "active" and agent["model"] == "gpt-4o" and agent["llmProvider"] is None
     assert agent["llmConfig"] == {"temperature": 0.2, "maxTokens": 300, "topP": None, "stopSequences": ["END"]}
@@ -135,6 +137,34 @@ def test_a_bad_agent_changes_nothing(tenant_a):
     _, errors = gql.errors(CREATE_AGENT, {"input": {"name": "taken"}})
     assert codes(errors) == ["AGENT_EXISTS"] and errors[0]["extensions"]["status"] == 409
     assert list(Agent.objects.filter(tenant=tenant).values_list("name", flat=True)) == ["taken"]
+
+
+@pytest.mark.django_db
+def test_the_documents_multi_agent_task_lists_the_pipelines_agents(tenant_a):
+    tenant, gql = tenant_a
+    agent_services.example_load(tenant, name="content_pipeline")  # its workflow, functions, agents and bindings
+    multi_agent = gql("""# Multi-agent coordination
+mutation MultiAgentTask {
+  createWorkflowInstance(input: {
+    workflowId: "content_pipeline"
+    initialData: {
+      topic: "AI trends 2024"
+      steps: ["research", "outline", "write", "review", "edit"]
+    }
+  }) {
+    id
+    agents {
+      id
+      role
+      status
+    }
+    streamUrl
+  }
+}""")["createWorkflowInstance"]
+    bound = PlaceAgent.objects.filter(tenant=tenant, workflow="content_pipeline").select_related("agent")
+    assert multi_agent["agents"] == [{"id": str(b.agent_id), "role": b.agent.name, "status": "idle"}
+                                     for b in bound.order_by("id")]
+    assert [a["role"] for a in multi_agent["agents"]][:2] == ["researcher", "outliner"]
 
 
 # ---- place agents ----------------------------------------------------------------------------------------------

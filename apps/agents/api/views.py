@@ -26,6 +26,7 @@ from .serializers import (
     PlaceAgentSerializer,
 )
 
+
 class _AgentsApi(viewsets.GenericViewSet):
     permission_classes = [IsTenantAdmin]
 
