@@ -11,6 +11,7 @@ from apps.core.graphql_fields import JSON, mutation
 from ... import services
 from ...access import agent_access_by_id
 from ...api.serializers import AgentExecuteSerializer
+from ...models import AgentExecution as ExecutionRow
 from ..inputs import present
 from ..types import EXECUTION_JOINS, AgentExecution
 
@@ -39,4 +40,4 @@ class ExecuteAgent(graphene.Mutation):
         with transaction.atomic():
             execution = services.agent_execute(tenant, agent=agent, input=serializer.validated_data.get("input") or {})
         execution = services.execution_wait(execution, serializer.validated_data.get("wait", 0.0))
-        return type(execution).objects.select_related(*EXECUTION_JOINS).get(pk=execution.pk)
+        return ExecutionRow.objects.select_related(*EXECUTION_JOINS).get(pk=execution.pk)
