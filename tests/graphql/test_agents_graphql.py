@@ -380,7 +380,7 @@ def test_execute_agent_with_wait_answers_the_finished_run(running, fake):
     assert AgentExecution.objects.filter(agent_id=agent["id"]).count() == 2
 
 
-def test_place_agents_run_on_arrival_and_on_trigger(running):
+def test_place_agents_run_on_arrival_and_show_in_the_instances_agents(running):
     _, gql = running
     _pipeline(gql)
     agent = _agent(gql)
