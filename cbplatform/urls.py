@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/", include("apps.billing.api.urls")),
     path("api/", include("apps.billing.api.cost_rules_urls")),
     path("api/", include("apps.billing.api.analytics_urls")),
+    path("api/", include("apps.billing.api.request_logs_urls")),
     path("api/", include("apps.workflows.api.urls")),
     path("api/", include("apps.functions.api.urls")),
     path("api/", include("apps.agents.api.urls")),

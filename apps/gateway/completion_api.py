@@ -167,7 +167,7 @@ async def stream(tenant, request: dict, *, api_key_id: int | None = None, user: 
     rt = _runtime()
     ctx = None
     status, opened = 499, time.perf_counter()
-    include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
+    include_usage = pipeline.wants_stream_usage(request)
     try:
         ctx, body, ordered = await _prepare(rt, tenant, request, api_key_id=api_key_id, user=user, project=project,
                                             workflow_id=workflow_id, agent_id=agent_id, routing=routing,

@@ -111,6 +111,12 @@ DEFAULT_PRICE_PER_1K_OUTPUT = _decimal_or_none("DEFAULT_PRICE_PER_1K_OUTPUT")
 USAGE_CLAIM_IDLE_SECONDS = env.float("USAGE_CLAIM_IDLE_SECONDS", default=30.0, minimum=0.0)
 # Where a web host keeps usage records while Redis cannot take them (delivered when it answers again).
 LEDGER_SPOOL_DIR = env.str("LEDGER_SPOOL_DIR", default="") or str(VAR_DIR / "ledger-spool")
+# Request logs (tenants or keys that opt in): each stored body is cut to this many bytes (UTF-8) with a marker;
+# these key names are redacted wherever they occur, besides each tenant's own `request_log_redact` rules.
+REQUEST_LOG_MAX_BYTES = env.int("REQUEST_LOG_MAX_BYTES", default=65536, minimum=256)
+REQUEST_LOG_REDACT_KEYS = env.list("REQUEST_LOG_REDACT_KEYS") or [
+    "api_key", "apikey", "api-key", "x-api-key", "authorization", "password", "secret", "client_secret",
+    "access_token", "refresh_token", "token"]
 BUDGET_RESERVATION_TTL_SECONDS = env.float("BUDGET_RESERVATION_TTL_SECONDS", default=600.0, minimum=1.0)
 BUDGET_FAIL_OPEN = env.bool("BUDGET_FAIL_OPEN", default=False)
 BUDGET_WEBHOOK_TIMEOUT_SECONDS = env.float("BUDGET_WEBHOOK_TIMEOUT_SECONDS", default=10.0, minimum=0.5)
@@ -173,6 +179,7 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "apps.core.api.RefuseNulInQueryMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -239,6 +246,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "apps.core.api.StrictLimitOffsetPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
+    # Decimals (prices, money, percents) are JSON numbers both ways, as the schema says (apps/core/api.py).
+    "COERCE_DECIMAL_TO_STRING": False,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "cbplatform management API",
@@ -249,12 +258,13 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {"ProviderTypeEnum": "apps.providers.models.ProviderType",
                             "WorkflowInstanceStatusEnum": "apps.workflows.models.InstanceStatus",
-                            "TokenStatusEnum": "apps.workflows.models.TokenStatus"},
+                            "TokenStatusEnum": "apps.workflows.models.TokenStatus",
+                            "RoutingStrategyEnum": "apps.core.vocabulary.ROUTING_STRATEGIES"},
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "apps.core.api.close_request_bodies",
-                             "apps.core.api.document_errors"],
+                             "apps.core.api.document_errors", "apps.core.api.document_rules_beyond_schema"],
 }
 
 GRAPHENE = {"SCHEMA": "cbplatform.schema.schema"}
@@ -269,6 +279,7 @@ CELERY_BEAT_SCHEDULE = {
     "ingest-usage": {"task": "billing.ingest_usage", "schedule": 1.0},
     "reconcile-inflight": {"task": "billing.reconcile_inflight", "schedule": 60.0},  # killed web processes
     "rollup-usage": {"task": "billing.rollup_usage", "schedule": 600.0},  # yesterday and today
+    "purge-request-logs": {"task": "billing.purge_request_logs", "schedule": 3600.0},  # past their retention
     # Delayed workflow transitions are scheduled with a countdown; this sweep fires any whose task was lost.
     "workflows-fire-due": {"task": "workflows.fire_due",
                            "schedule": env.float("WORKFLOW_DUE_SWEEP_SECONDS", default=30.0, minimum=0.5)},

@@ -8,6 +8,7 @@ import re
 import shlex
 import subprocess
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -212,3 +213,25 @@ def test_legacy_completions_are_listed_truthfully(embedded):
                           timeout=10)
     assert response.status_code == 400 and response.json()["error"]["code"] == "model_not_supported"
 
+
+
+
+def test_openrouter_migration_examples(embedded):
+    """The "Moving from OpenRouter" commands as written, against the embedded default's database."""
+    import json
+
+    section = README.split("### Moving from OpenRouter", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+    env = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "cbplatform.settings.local", "DATABASE_URL": "",
+           "REDIS_URL": "", "CB_VAR_DIR": embedded.var_dir}
+    analyze, plan = block.strip().splitlines()
+    result = subprocess.run(analyze, shell=True, cwd=ROOT, env=env, capture_output=True, text=True,  # noqa: S602
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "10 rows, 10 requests" in result.stdout
+    plan = plan.replace("var/", f"{embedded.var_dir}/")
+    result = subprocess.run(plan, shell=True, cwd=ROOT, env=env, capture_output=True, text=True,  # noqa: S602
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    written = json.loads((Path(embedded.var_dir) / "openrouter-plan.json").read_text())
+    assert written["tenant"] == "demo" and written["virtual_models"]
