@@ -20,10 +20,13 @@ def agent_list(*, tenant) -> QuerySet[Agent]:
     return Agent.objects.filter(tenant=tenant)
 
 
-def place_agent_list(*, tenant, workflow: str | None = None, agent_id=None) -> QuerySet[PlaceAgent]:
+def place_agent_list(*, tenant, workflow: str | None = None, agent_id=None,
+                     place: str | None = None) -> QuerySet[PlaceAgent]:
     rows = PlaceAgent.objects.filter(tenant=tenant).select_related("agent")
     if workflow:
         rows = rows.filter(workflow=workflow)
+    if place:
+        rows = rows.filter(place=place)
     if agent_id is not None:
         rows = rows.filter(agent_id=agent_id)
     return rows
@@ -41,6 +44,32 @@ def execution_list(*, tenant, agent_id=None, status: str | None = None, instance
     if token_id is not None:
         rows = rows.filter(token_id=token_id)
     return rows
+
+
+def instance_agents(instances) -> dict:
+    """{instance pk: [{id, role, status, place, place_agent_id, execution_id}]}: the place agents bound to each
+    instance's workflow, with the status of their latest execution for that instance ("idle" before any).
+    Two queries for any number of instances."""
+    out = {instance.pk: [] for instance in instances}
+    if not out:
+        return out
+    scopes = {(instance.tenant_id, instance.definition.slug) for instance in instances}
+    bindings = list(PlaceAgent.objects.filter(tenant_id__in={t for t, _ in scopes},
+                                              workflow__in={w for _, w in scopes})
+                    .select_related("agent").order_by("id"))
+    latest: dict[tuple, tuple] = {}
+    for row in (AgentExecution.objects.filter(instance_id__in=list(out), place_agent_id__in=[b.id for b in bindings])
+                .order_by("created_at").values_list("instance_id", "place_agent_id", "status", "id")):
+        latest[row[:2]] = row[2:]
+    for instance in instances:
+        for binding in bindings:
+            if (binding.tenant_id, binding.workflow) != (instance.tenant_id, instance.definition.slug):
+                continue
+            status, execution_id = latest.get((instance.pk, binding.id), ("idle", None))
+            out[instance.pk].append({"id": binding.agent_id, "role": binding.agent.name, "status": status,
+                                     "place": binding.place, "place_agent_id": binding.id,
+                                     "execution_id": execution_id})
+    return out
 
 
 @dataclass(frozen=True)

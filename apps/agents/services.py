@@ -4,6 +4,7 @@ renders them as field errors)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -25,13 +26,15 @@ from apps.rules.engine import RuleError, compile_condition
 from apps.rules.selectors import named_rules_for
 from apps.workflows import services as workflow_services
 from apps.workflows.access import workflow_access_by_id
+from apps.workflows.models import TokenStatus
 from apps.workflows.netcache import net_for_version
 
-from . import dispatch, mapping, templates, tools
+from . import dispatch, mapping, templates, tools, triggers
 from .models import FINISHED, RETRY_KINDS, Agent, AgentExecution, ExecutionStatus, PlaceAgent
 from .runner import cancel_flag_set
 from .selectors import BINDINGS_VERSION_KEY
 
+WAIT_POLL_SECONDS = 0.05
 LLM_RANGES = {"temperature": (0, 2), "top_p": (0, 1), "frequency_penalty": (-2, 2), "presence_penalty": (-2, 2)}
 LLM_KEYS = (*LLM_RANGES, "max_tokens", "stop")
 AGENT_FIELDS = ("name", "description", "model", "routing", "llm", "system_prompt", "user_template",
@@ -287,6 +290,27 @@ def agent_execute(tenant, *, agent: Agent, input) -> AgentExecution:
             templates.render(source, {**input, "input": input, "input_data": input,
                                       "data": input.get("data", input)})  # a missing variable: 400 now, not a run
     return dispatch.execution_start(tenant, agent=agent, input=input)
+
+
+def execution_wait(execution: AgentExecution, seconds: float) -> AgentExecution:
+    """The execution once it finished, or as it is after `seconds` (call it outside the transaction that
+    started it: the run begins only once that commits)."""
+    deadline = time.monotonic() + max(0.0, seconds)
+    while execution.status not in FINISHED and time.monotonic() < deadline:
+        time.sleep(WAIT_POLL_SECONDS)
+        execution.refresh_from_db()
+    return execution
+
+
+def place_agents_trigger(tenant, *, token) -> list[AgentExecution]:
+    """The original's triggerPlaceAgents: start now the enabled agents bound to the token's current place whose
+    trigger conditions hold on it (again, if they ran on its arrival). The pending executions started."""
+    if token.status != TokenStatus.ACTIVE:
+        raise Conflict(f"The token is {token.status}; only an active token's place agents run.",
+                       code="token_not_active")
+    started = triggers.token_start(token, tenant_id=tenant.id, workflow=token.instance.definition.slug)
+    return list(AgentExecution.objects.filter(pk__in=started)
+                .select_related("agent", "agent__provider", "place_agent").order_by("place_agent_id"))
 
 
 def execution_cancel(tenant, *, execution: AgentExecution) -> AgentExecution:

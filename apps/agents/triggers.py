@@ -81,7 +81,15 @@ def on_events(events: Sequence) -> None:
                 log.exception("place agent %s could not start for token %s", binding.id, arrival.token_id)
 
 
-def _start(binding, arrival: Arrival, token) -> None:
+def token_start(token, *, tenant_id: int, workflow: str) -> list[str]:
+    """Start the enabled bindings of the token's current place whose conditions hold on it now (the original's
+    triggerPlaceAgents). Not keyed to an arrival: each call starts them again. The started executions' ids."""
+    arrival = Arrival(tenant_id, workflow, token.instance_id, str(token.id), token.place, token.data or {}, "")
+    started = (_start(binding, arrival, token) for binding in bindings_for(tenant_id, workflow).get(token.place, ()))
+    return [execution_id for execution_id in started if execution_id]
+
+
+def _start(binding, arrival: Arrival, token) -> str | None:
     if binding.condition is not None:
         if token is None:
             token = Token.objects.filter(pk=arrival.token_id).only("id", "place", "instance_id", "data",
@@ -89,6 +97,6 @@ def _start(binding, arrival: Arrival, token) -> None:
         if token is None or not passes(binding.condition, {
                 "data": token.data or {}, "metadata": token.metadata or {},
                 "token": {"id": str(token.id), "place": token.place}}):
-            return
-    execution_from_binding(binding, tenant_id=arrival.tenant_id, workflow=arrival.workflow,
-                           instance_id=arrival.instance_id, token_id=arrival.token_id, trigger_key=arrival.key)
+            return None
+    return execution_from_binding(binding, tenant_id=arrival.tenant_id, workflow=arrival.workflow,
+                                  instance_id=arrival.instance_id, token_id=arrival.token_id, trigger_key=arrival.key)

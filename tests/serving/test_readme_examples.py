@@ -167,7 +167,7 @@ def test_graphql_examples(embedded):
     commands = block.replace("http://localhost:4000", embedded.graphql_url).replace("\\\n", " ").strip()
     answers = [json.loads(_run_curl(command)) for command in commands.split("\n\n")]
     assert all("errors" not in answer for answer in answers), answers
-    listing, instance, completion = (answer["data"] for answer in answers)
+    listing, instance, completion, agents = (answer["data"] for answer in answers)
     assert "document_review" in {w["id"] for w in listing["workflows"]}
     assert all(p["healthStatus"]["isHealthy"] in (True, False) for p in listing["llmProviders"])
     made = instance["createWorkflowInstance"]
@@ -175,6 +175,9 @@ def test_graphql_examples(embedded):
     assert made["streamUrl"] == f"/api/workflow-instances/{made['id']}/events/stream"
     assert completion["createCompletion"]["content"].startswith("Simulated reply")
     assert completion["createCompletion"]["usage"]["totalTokens"] > 0
+    assert {"researcher", "writer"} <= {a["name"] for a in agents["agents"]}
+    assert {"placeId": "research", "autoTransition": "outline_ready", "agent": {"name": "researcher"}} in \
+        agents["placeAgentConfigs"]
 
 
 def test_management_api_examples(embedded):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 from drf_spectacular.types import OpenApiTypes
@@ -26,8 +25,6 @@ from .serializers import (
     AgentSerializer,
     PlaceAgentSerializer,
 )
-
-WAIT_POLL_SECONDS = 0.05
 
 
 class _AgentsApi(viewsets.GenericViewSet):
@@ -109,10 +106,7 @@ class AgentViewSet(_AgentsApi):
         agent = agent_access_by_id(self.tenant, pk)
         data = self._validated(AgentExecuteSerializer)
         execution = services.agent_execute(self.tenant, agent=agent, input=data.get("input") or {})
-        deadline = time.monotonic() + data.get("wait", 0.0)
-        while execution.status not in FINISHED and time.monotonic() < deadline:
-            time.sleep(WAIT_POLL_SECONDS)
-            execution.refresh_from_db()
+        execution = services.execution_wait(execution, data.get("wait", 0.0))
         finished = execution.status in FINISHED
         return Response(AgentExecutionSerializer(execution).data,
                         status=status.HTTP_200_OK if finished else status.HTTP_202_ACCEPTED)
