@@ -212,6 +212,24 @@ class StrictSerializer(StrictFieldsMixin, serializers.Serializer):
     pass
 
 
+class AliasedStrictSerializer(StrictSerializer):
+    """Accepts other spellings of its fields (`aliases`: the seeds' camelCase, the original's names), then the
+    strict check names unknown and read-only fields. One field given under two spellings is a 400."""
+
+    aliases: dict[str, str] = {}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["The body must be a JSON object."]})
+        renamed = {}
+        for key, value in data.items():
+            name = self.aliases.get(key, key)
+            if name in renamed:
+                raise serializers.ValidationError({key: [f"{name!r} is given twice."]})
+            renamed[name] = value
+        return super().to_internal_value(renamed)
+
+
 class StrictModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     pass
 
@@ -272,9 +290,12 @@ def close_request_bodies(result, generator, request, public):
             continue
         component.setdefault("additionalProperties", False)
         for prop_name, prop in component.get("properties", {}).items():
+            untyped = not ({"type", "$ref", "oneOf", "anyOf", "allOf"} & set(prop))
             typed = JSON_FIELD_TYPES.get(prop_name)
-            if typed and not ({"type", "$ref", "oneOf", "anyOf", "allOf"} & set(prop)):
+            if typed and untyped:
                 prop.update(typed)
+            elif untyped and not prop.get("nullable") and "not" not in prop:
+                prop["not"] = {"type": "null"}  # a JSON field that does not allow null says so
     return result
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from apps.agents.models import Agent, AgentExecution, ExecutionStatus, PlaceAgent
+from apps.core.api import AliasedStrictSerializer as StrictSerializer
 from apps.core.api import StrictModelSerializer
-from apps.workflows.api.serializers import StrictSerializer
 
 PROMPT_KEYS = ("system", "user_template", "context_instructions")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from drf_spectacular.types import OpenApiTypes
@@ -58,7 +59,7 @@ def _int_param(params, name: str):
     raw = params.get(name)
     if raw is None:
         return None
-    if not raw.isdigit():
+    if not re.fullmatch(r"-?\d{1,18}", raw):  # any integer: one no agent has matches nothing
         raise ValidationError({name: ["Must be an integer id."]})
     return int(raw)
 

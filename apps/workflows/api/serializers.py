@@ -5,26 +5,10 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from apps.core.api import StrictModelSerializer
-from apps.core.api import StrictSerializer as CoreStrictSerializer
+from apps.core.api import AliasedStrictSerializer, StrictModelSerializer
 from apps.workflows.models import Token, TokenHistory, WorkflowDefinition, WorkflowEvent, WorkflowInstance
 
-
-class StrictSerializer(CoreStrictSerializer):
-    """Accepts the seeds' camelCase aliases, then the core check names unknown and read-only fields."""
-
-    aliases: dict[str, str] = {}
-
-    def to_internal_value(self, data):
-        if not isinstance(data, dict):
-            raise serializers.ValidationError({"non_field_errors": ["The body must be a JSON object."]})
-        renamed = {}
-        for key, value in data.items():
-            name = self.aliases.get(key, key)
-            if name in renamed:
-                raise serializers.ValidationError({key: [f"{name!r} is given twice."]})
-            renamed[name] = value
-        return super().to_internal_value(renamed)
+StrictSerializer = AliasedStrictSerializer  # the name this package's serializers use
 
 
 class InstanceCreateSerializer(StrictSerializer):
