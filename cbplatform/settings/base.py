@@ -55,7 +55,12 @@ if STORAGE_BACKEND == "nats":
     )
 DATABASE_CONFIG = env.database("DATABASE_URL")
 REDIS_URL = env.url("REDIS_URL", schemes=("redis", "rediss", "unix"))
-NATS_URL = env.url("NATS_URL", schemes=("nats", "tls"))  # read for compatibility; nothing uses NATS yet
+# When set, relayed workflow events are also published to NATS JetStream (apps/realtime/nats_forward.py).
+NATS_URL = env.url("NATS_URL", schemes=("nats", "tls"))
+NATS_STREAM = env.str("NATS_STREAM", default="CB_EVENTS")
+NATS_SUBJECT_PREFIX = env.str("NATS_SUBJECT_PREFIX", default="cb")
+# How often each web process (and the beat task) looks for outbox rows no listener published.
+REALTIME_RELAY_SWEEP_SECONDS = env.float("REALTIME_RELAY_SWEEP_SECONDS", default=2.0, minimum=0.1)
 
 # --- Routing, limits, resilience ---------------------------------------------------------------
 DEFAULT_ROUTING_STRATEGY = env.choice("DEFAULT_ROUTING_STRATEGY", default="balanced", choices=ROUTING_STRATEGIES)
@@ -238,9 +243,10 @@ SPECTACULAR_SETTINGS = {
                              "apps.core.api.document_errors"],
 }
 
-GRAPHENE = {"SCHEMA": "cbplatform.schema.schema"}
+# GraphiQL runs subscriptions over the WebSocket on /graphql (apps/realtime/graphql_ws.py).
+GRAPHENE = {"SCHEMA": "cbplatform.schema.schema", "SUBSCRIPTION_PATH": "/graphql"}
 
-CELERY_IMPORTS = ["apps.billing.ingest", "apps.billing.rollup", "apps.workflows.tasks"]
+CELERY_IMPORTS = ["apps.billing.ingest", "apps.billing.rollup", "apps.workflows.tasks", "apps.realtime.tasks"]
 CELERY_BEAT_SCHEDULE = {
     "ingest-usage": {"task": "billing.ingest_usage", "schedule": 1.0},
     "reconcile-inflight": {"task": "billing.reconcile_inflight", "schedule": 60.0},  # killed web processes
@@ -248,6 +254,8 @@ CELERY_BEAT_SCHEDULE = {
     # Delayed workflow transitions are scheduled with a countdown; this sweep fires any whose task was lost.
     "workflows-fire-due": {"task": "workflows.fire_due",
                            "schedule": env.float("WORKFLOW_DUE_SWEEP_SECONDS", default=30.0, minimum=0.5)},
+    # Workflow events no after-commit listener published (a process killed after its commit).
+    "realtime-relay-events": {"task": "realtime.relay_events", "schedule": 5.0},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
