@@ -15,7 +15,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "critical")
-STORAGE_BACKENDS = ("auto", "memory", "sqlite", "postgres")
+STORAGE_BACKENDS = ("auto", "memory", "sqlite", "postgres", "nats")
 
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f"}

@@ -1,12 +1,11 @@
 from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import include, path
-from django.views.decorators.csrf import csrf_exempt
 from django.views.defaults import page_not_found
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from graphene_django.views import GraphQLView
 
 from apps.core.views import root
+from apps.tenants.graphql_view import CbGraphQLView
 
 urlpatterns = [
     path("", root, name="root"),
@@ -20,8 +19,8 @@ urlpatterns = [
     path("api/", include("apps.workflows.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("graphql", csrf_exempt(GraphQLView.as_view(graphiql=True)), name="graphql"),
-    path("graphql/", csrf_exempt(GraphQLView.as_view(graphiql=True))),
+    path("graphql", CbGraphQLView.as_view(), name="graphql"),
+    path("graphql/", CbGraphQLView.as_view()),
     path("dashboard/", include("apps.dashboard.urls")),
 ]
 

@@ -31,7 +31,7 @@ _clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def enabled() -> bool:
-    return bool(settings.NATS_URL)
+    return bool(settings.WORKFLOW_EVENTS_TO_NATS)
 
 
 def keep_connection_on(loop: asyncio.AbstractEventLoop) -> None:

@@ -47,16 +47,16 @@ ACCESS_LOG = env.bool("ACCESS_LOG", default=False)
 STARTUP_HOOKS = ["cbplatform.bootstrap.startup_setup"]
 
 # --- Storage and shared services ---------------------------------------------------------------
-STORAGE_BACKEND = env.choice("STORAGE_BACKEND", default="auto", choices=(*STORAGE_BACKENDS, "nats"))
-if STORAGE_BACKEND == "nats":
-    raise EnvError(
-        "STORAGE_BACKEND='nats' is not supported: cbplatform stores in PostgreSQL (set DATABASE_URL) "
-        "or SQLite (STORAGE_BACKEND=sqlite)"
-    )
+# The original's STORAGE_BACKEND=memory|nats chose its event store. Here the database (DATABASE_URL, else
+# SQLite) is always the store; `nats` means workflow events are also published to NATS JetStream (NATS_URL).
+STORAGE_BACKEND = env.choice("STORAGE_BACKEND", default="auto", choices=STORAGE_BACKENDS)
 DATABASE_CONFIG = env.database("DATABASE_URL")
 REDIS_URL = env.url("REDIS_URL", schemes=("redis", "rediss", "unix"))
 # When set, relayed workflow events are also published to NATS JetStream (apps/realtime/nats_forward.py).
 NATS_URL = env.url("NATS_URL", schemes=("nats", "tls"))
+WORKFLOW_EVENTS_TO_NATS = STORAGE_BACKEND == "nats" or NATS_URL is not None
+if STORAGE_BACKEND == "nats" and NATS_URL is None:
+    raise EnvError("STORAGE_BACKEND=nats needs NATS_URL (nats://host:4222)")
 NATS_STREAM = env.str("NATS_STREAM", default="CB_EVENTS")
 NATS_SUBJECT_PREFIX = env.str("NATS_SUBJECT_PREFIX", default="cb")
 # How often each web process (and the beat task) looks for outbox rows no listener published.
@@ -245,6 +245,10 @@ SPECTACULAR_SETTINGS = {
 
 # GraphiQL runs subscriptions over the WebSocket on /graphql (apps/realtime/graphql_ws.py).
 GRAPHENE = {"SCHEMA": "cbplatform.schema.schema", "SUBSCRIPTION_PATH": "/graphql"}
+# A document nested deeper, or that may touch more fields (list fields counted by their page size), is refused
+# before it runs (apps.core.graphql_limits).
+GRAPHQL_MAX_DEPTH = env.int("GRAPHQL_MAX_DEPTH", default=10, minimum=2, maximum=100)
+GRAPHQL_MAX_COST = env.int("GRAPHQL_MAX_COST", default=20000, minimum=10)
 
 CELERY_IMPORTS = ["apps.billing.ingest", "apps.billing.rollup", "apps.workflows.tasks", "apps.realtime.tasks"]
 CELERY_BEAT_SCHEDULE = {
@@ -280,7 +284,7 @@ LOGGING = {
 
 def database_settings(default_sqlite: Path | None) -> dict:
     """DATABASES from DATABASE_URL / STORAGE_BACKEND, falling back to SQLite when allowed."""
-    if STORAGE_BACKEND in ("memory", "sqlite") or (STORAGE_BACKEND == "auto" and DATABASE_CONFIG is None):
+    if STORAGE_BACKEND in ("memory", "sqlite") or (STORAGE_BACKEND in ("auto", "nats") and DATABASE_CONFIG is None):
         if default_sqlite is None:
             raise EnvError("DATABASE_URL is required (postgres://user:pass@host:5432/name)")
         default_sqlite.parent.mkdir(parents=True, exist_ok=True)

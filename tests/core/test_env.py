@@ -98,9 +98,12 @@ def test_production_names_only_what_is_missing():
     assert "ENCRYPTION_KEY" in result.stderr and "DATABASE_URL" not in result.stderr
 
 
-def test_nats_storage_backend_is_refused_clearly():
+def test_nats_storage_backend_needs_a_nats_url():
     result = _manage("check", env={"STORAGE_BACKEND": "nats"})
-    assert result.returncode == 2 and "STORAGE_BACKEND" in result.stderr
+    assert result.returncode == 2 and "STORAGE_BACKEND=nats needs NATS_URL" in result.stderr
+    # With a NATS URL the database stays the store (SQLite here) and the process starts.
+    result = _manage("check", env={"STORAGE_BACKEND": "nats", "NATS_URL": "nats://127.0.0.1:4222"})
+    assert result.returncode == 0, result.stderr
 
 
 def test_empty_boolean_means_default():
