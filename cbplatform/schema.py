@@ -3,6 +3,8 @@
 import graphene
 from django.conf import settings
 
+from apps.realtime.graphql.subscriptions import Subscription
+
 
 class SystemQueries(graphene.ObjectType):
     version = graphene.String(description="cbplatform version.")
@@ -15,4 +17,4 @@ class Query(SystemQueries, graphene.ObjectType):
     pass
 
 
-schema = graphene.Schema(query=Query)
+schema = graphene.Schema(query=Query, subscription=Subscription)

@@ -13,6 +13,7 @@ the web process (its sweep picks the rows up)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from asgiref.sync import sync_to_async
@@ -44,10 +45,8 @@ class RelayLoop:
     async def stop(self) -> None:
         if self.task is not None:
             self.task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self.task
-            except asyncio.CancelledError:
-                pass
         self.task = None
 
     def wake(self) -> None:
@@ -57,10 +56,8 @@ class RelayLoop:
 
     async def _run(self) -> None:
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wakeup.wait(), timeout=settings.REALTIME_RELAY_SWEEP_SECONDS)
-            except TimeoutError:
-                pass
             self.wakeup.clear()
             try:
                 await sync_to_async(drain_fresh, thread_sensitive=False)()
