@@ -25,9 +25,14 @@ from .models import PublishedEvent, RelayCursor
 log = logging.getLogger(__name__)
 
 BATCH = 500
-CURSOR = "nats"
+
 _persistent: weakref.WeakSet = weakref.WeakSet()  # loops that live as long as the process (the relay loop's)
 _clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def cursor_name() -> str:
+    """One cursor per stream: a new stream receives the history from the first event."""
+    return f"nats:{settings.NATS_STREAM}"[:64]
 
 
 def enabled() -> bool:
@@ -81,7 +86,7 @@ def forward_pending(*, limit: int = BATCH) -> int:
     if not enabled():
         return 0
     with transaction.atomic():
-        cursor, _ = RelayCursor.objects.select_for_update().get_or_create(name=CURSOR)
+        cursor, _ = RelayCursor.objects.select_for_update().get_or_create(name=cursor_name())
         rows = list(PublishedEvent.objects.filter(seq__gt=cursor.seq).select_related("event").order_by("seq")[:limit])
         if not rows:
             return 0
