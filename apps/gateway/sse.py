@@ -15,12 +15,13 @@ from .pipeline import note_chunk
 
 
 async def relay(ctx: RequestContext, respond: Responder, receive, first, batches, *, include_usage: bool,
-                label: str | None) -> None:
+                label: str | None, sink=None) -> None:
     """Relay until the upstream ends or the client leaves; the chosen deployment's outcome goes to the health
     cache (a client that left says nothing about the deployment: its ticket is released)."""
     ticket, opened = ctx.ticket, time.perf_counter() - ctx.attempts[-1].ms / 1000
     await respond.start_sse()
-    pump = asyncio.ensure_future(pump_events(ctx, respond, first, batches, include_usage=include_usage, label=label))
+    pump = asyncio.ensure_future(pump_events(ctx, respond, first, batches, include_usage=include_usage, label=label,
+                                             sink=sink))
     gone = asyncio.ensure_future(wait_disconnect(receive))
     done, _ = await asyncio.wait({pump, gone}, return_when=asyncio.FIRST_COMPLETED)
     if pump in done:
@@ -47,7 +48,7 @@ async def wait_disconnect(receive) -> None:
 
 
 async def pump_events(ctx: RequestContext, respond: Responder, first, batches, *, include_usage: bool,
-                      label: str | None = None) -> UpstreamError | None:
+                      label: str | None = None, sink=None) -> UpstreamError | None:
     """Relay batches of chunks, one send per upstream read; returns the error that ended the stream early."""
     failure = None
     try:
@@ -57,6 +58,8 @@ async def pump_events(ctx: RequestContext, respond: Responder, first, batches, *
             for chunk in batch:
                 if label is not None:
                     chunk["provider"] = label
+                if sink is not None:  # llmStream subscribers (stream_publish): queued, never waited for
+                    sink.chunk(chunk)
                 if not note_chunk(ctx, chunk):
                     if include_usage:
                         events.append(sse_event(chunk))

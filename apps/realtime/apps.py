@@ -8,9 +8,18 @@ class RealtimeConfig(AppConfig):
 
     def ready(self):
         # Registered here (not at import) so importing the relay never has side effects.
+        from apps.gateway import stream_publish
         from apps.workflows import outbox
 
         from . import tasks  # noqa: F401  (registers the Celery task)
         from .relay_loop import on_events_committed
 
         outbox.register_listener(on_events_committed)
+        stream_publish.set_publisher(_llm_stream_sink)
+
+
+def _llm_stream_sink(tenant_id, request_id):
+    # why: imported on the first request that asks, so commands and workers never load the completion path
+    from .stream_publishing import LlmStreamSink
+
+    return LlmStreamSink(tenant_id, request_id)
