@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from graphene_django.settings import graphene_settings
 from graphql import (
     ExecutionResult,
     GraphQLError,
@@ -47,9 +48,8 @@ MAX_OPERATIONS = 100
 
 
 def _schema():
-    from cbplatform.schema import schema  # why: the composition root imports this surface; resolved at run time
-
-    return schema
+    """The schema settings name (GRAPHENE["SCHEMA"], assembled by the composition root), as the HTTP view."""
+    return graphene_settings.SCHEMA
 
 
 def result_payload(result: ExecutionResult) -> dict:

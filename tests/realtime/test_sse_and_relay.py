@@ -97,11 +97,11 @@ def test_events_whose_listener_never_ran_are_published_by_the_sweep(world, liste
 
     instance, token = new_instance(world["tenant"])
     url = stream_url(world, instance.id)
-    with httpx.Client(timeout=httpx.Timeout(20, read=20)) as client:
-        with client.stream("GET", url, headers=headers(world["secret"])) as response:
-            time.sleep(0.3)
-            written = [record(world["tenant"], instance, token, "agent_content", n=n).id for n in range(3)]
-            got = read_events(response.iter_lines(), 5)  # the server's sweep (0.5 s here) found them
+    with httpx.Client(timeout=httpx.Timeout(20, read=20)) as client, \
+            client.stream("GET", url, headers=headers(world["secret"])) as response:
+        time.sleep(0.3)
+        written = [record(world["tenant"], instance, token, "agent_content", n=n).id for n in range(3)]
+        got = read_events(response.iter_lines(), 5)  # the server's sweep (0.5 s here) found them
     # The instance's own creation events had no listener either: they come too, first, as they committed.
     assert [data["eventType"] for _, data in got[:2]] == ["instance_created", "token_created"]
     assert [event_id for event_id, _ in got[2:]] == written

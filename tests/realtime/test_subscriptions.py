@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import pytest
 from gql import Client, GraphQLRequest
-from gql.transport.exceptions import (TransportClosed, TransportConnectionFailed, TransportQueryError,
-                                      TransportServerError)
+from gql.transport.exceptions import (
+    TransportClosed,
+    TransportConnectionFailed,
+    TransportQueryError,
+    TransportServerError,
+)
 from gql.transport.websockets import WebsocketsTransport
 
 from .conftest import fire, new_instance, record, run, take, ws_url

@@ -15,7 +15,7 @@ from . import Call, served
 
 
 async def chat_completions(rt: GatewayRuntime, call: Call) -> None:
-    scope, respond, snapshot, ctx = call.scope, call.respond, call.snapshot, call.ctx
+    scope, snapshot, ctx = call.scope, call.snapshot, call.ctx
     ctx.tenant_id, ctx.key = authenticate(scope, snapshot)
     body = ctx.body = await read_json(scope, call.receive, settings.MAX_REQUEST_BODY_BYTES,
                                       request_validation.validate_chat)
