@@ -22,6 +22,7 @@ from django.db.models import Q
 from apps.core import redis as cb_redis
 from apps.tenants.models import ApiKey, Tenant
 
+from . import cost_events
 from .ledger_stream import GROUP, INFLIGHT_LOST, STREAM
 from .models import UsageRecord
 
@@ -70,6 +71,8 @@ def ingest_entries(payloads: list[bytes]) -> int:
         _supersede_estimates(records)
         UsageRecord.objects.bulk_create(records, ignore_conflicts=True, batch_size=BATCH)
         _touch_keys(records)
+        if cost_events.wanted():  # costUpdates subscribers; a row already recorded may be announced again
+            cost_events.publish_on_commit(cost_events.usage_events(records))
     return len(records)
 
 

@@ -10,6 +10,7 @@ from decimal import Decimal
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 
+from . import cost_events
 from .alert_webhooks import budget_alert_webhook
 from .budget_outcomes import AlertDue
 from .models import Budget, BudgetAlert, CostRule
@@ -82,6 +83,7 @@ def budget_alert_record(budget_id: int, period_start: datetime, threshold, spent
                                  "period_start": period_start.isoformat()}})
     if budget.webhook_url:
         transaction.on_commit(lambda: budget_alert_webhook.delay(alert.id))
+    cost_events.publish_on_commit([cost_events.alert_event(alert, budget)])
     return alert
 
 

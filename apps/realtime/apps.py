@@ -8,6 +8,7 @@ class RealtimeConfig(AppConfig):
 
     def ready(self):
         # Registered here (not at import) so importing the relay never has side effects.
+        from apps.billing import cost_events
         from apps.gateway import stream_publish
         from apps.workflows import outbox
 
@@ -16,6 +17,7 @@ class RealtimeConfig(AppConfig):
 
         outbox.register_listener(on_events_committed)
         stream_publish.set_publisher(_llm_stream_sink)
+        cost_events.register_cost_publisher(_cost_events)
 
 
 def _llm_stream_sink(tenant_id, request_id):
@@ -23,3 +25,10 @@ def _llm_stream_sink(tenant_id, request_id):
     from .stream_publishing import LlmStreamSink
 
     return LlmStreamSink(tenant_id, request_id)
+
+
+def _cost_events(events):
+    # why: imported on the first cost event, like the sink above
+    from .layer_send import publish_cost_events
+
+    publish_cost_events(events)

@@ -18,6 +18,9 @@ MAX_MESSAGE_BYTES = 1 << 20
 
 
 class SocketConsumer(AsyncWebsocketConsumer):
+    # No channel of its own: subscriptions read their groups through private channels (layer_feed), so the
+    # consumer does not hold a blocking Redis read per socket for messages nobody sends it.
+    channel_layer_alias = "-none-"
     session = None
 
     async def connect(self):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-LAYER_TYPE = "cb.event"
+LAYER_TYPE = "cb.event"  # relayed workflow events
+STREAM_MESSAGE = "cb.stream"  # cost, LLM and completion stream messages (`{"payload": …}`)
 _SUBJECT_TOKEN = re.compile(r"[^A-Za-z0-9_-]")
 
 

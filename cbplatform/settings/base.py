@@ -300,7 +300,10 @@ def database_settings(default_sqlite: Path | None) -> dict:
 
 def channel_layers(redis_url: str | None) -> dict:
     if redis_url:
-        return {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [redis_url]}}}
+        # channels-redis reads with BZPOPMIN for 5 s at a time; redis-py 8's default 5 s socket timeout would end
+        # that read with a TimeoutError (every idle subscriber failing after 5 s), so reads get longer.
+        host = {"address": redis_url, "socket_timeout": 30}
+        return {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [host]}}}
     return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 

@@ -14,10 +14,9 @@ from apps.workflows.access import instance_access_by_id, token_access_by_id, wor
 
 from .. import groups, stream_owners
 from ..event_feed import workflow_event_feed
+from ..event_messages import STREAM_MESSAGE
 from ..layer_feed import group_messages
 from .types import CompletionStreamEvent, CostUpdate, LLMStreamEvent, TokenEvent, WorkflowEvent
-
-STREAM_MESSAGE = "cb.stream"  # channel-layer type of cost, LLM and completion stream messages
 
 
 def _principal(info, *actions):

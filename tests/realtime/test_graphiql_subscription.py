@@ -1,0 +1,49 @@
+"""GraphiQL (offline, as served) runs a subscription in headless Chromium, signed in through the admin: the
+browser's own graphql-ws client, our /graphql socket, the session cookie, live workflow events."""
+
+from __future__ import annotations
+
+import shutil
+import urllib.parse
+
+import pytest
+
+from .conftest import fire, new_instance
+
+pytestmark = [pytest.mark.django_db, pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("chromium") is None, reason="needs the system chromium")]
+
+
+def test_graphiql_runs_a_subscription_with_the_session(world, django_db_blocker):
+    from playwright.sync_api import sync_playwright
+
+    from apps.tenants.models import Membership
+    from tests import factories
+
+    with django_db_blocker.unblock():
+        user = factories.user(f"rt-staff-{world['tenant'].slug}", tenant_obj=world["tenant"],
+                              role=Membership.Role.MEMBER, is_staff=True)
+    base = world["server"].graphql_url
+    query = 'subscription { workflowEvents(workflowId: "document_review") { id eventType tokenId } }'
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
+            page = browser.new_page()
+            page.goto(f"{base}/admin/login/?next=/admin/")
+            page.fill("#id_username", user.username)
+            page.fill("#id_password", "pw")
+            page.click("input[type=submit]")
+            page.wait_for_url(f"{base}/admin/")
+            page.goto(f"{base}/graphql#query={urllib.parse.quote(query)}")
+            page.wait_for_selector(".graphiql-execute-button", timeout=20000)
+            page.click(".graphiql-execute-button")
+            page.wait_for_timeout(1500)  # the socket opens and subscribes
+            _, token = new_instance(world["tenant"])
+            fire(world["tenant"], token, "submit")
+            page.wait_for_function("document.body.innerText.includes('transition_fired')", timeout=20000)
+            text = page.inner_text(".result-window")
+            browser.close()
+    finally:
+        with django_db_blocker.unblock():
+            user.delete()
+    assert str(token.id) in text and "transition_fired" in text
