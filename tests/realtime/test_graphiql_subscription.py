@@ -8,21 +8,20 @@ import urllib.parse
 
 import pytest
 
-from .conftest import fire, new_instance
+from .conftest import committed, fire, new_instance
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow,
               pytest.mark.skipif(shutil.which("chromium") is None, reason="needs the system chromium")]
 
 
-def test_graphiql_runs_a_subscription_with_the_session(world, django_db_blocker):
+def test_graphiql_runs_a_subscription_with_the_session(world):
     from playwright.sync_api import sync_playwright
 
     from apps.tenants.models import Membership
     from tests import factories
 
-    with django_db_blocker.unblock():
-        user = factories.user(f"rt-staff-{world['tenant'].slug}", tenant_obj=world["tenant"],
-                              role=Membership.Role.MEMBER, is_staff=True)
+    user = committed(factories.user, f"rt-staff-{world['tenant'].slug}", tenant_obj=world["tenant"],
+                     role=Membership.Role.MEMBER, is_staff=True)
     base = world["server"].graphql_url
     query = 'subscription { workflowEvents(workflowId: "document_review") { id eventType tokenId } }'
     try:
@@ -44,6 +43,5 @@ def test_graphiql_runs_a_subscription_with_the_session(world, django_db_blocker)
             text = page.inner_text(".result-window")
             browser.close()
     finally:
-        with django_db_blocker.unblock():
-            user.delete()
+        committed(user.delete)
     assert str(token.id) in text and "transition_fired" in text
