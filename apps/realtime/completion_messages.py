@@ -44,10 +44,15 @@ class ChunkTranslator:
                for index, slot in sorted(self.tools.items())]
         cost = report.get("cost")
         out.append({"type": "completed", "id": self.id, "usage": report.get("usage"),
-                    "cost": str(cost) if cost is not None else None, "model": report.get("model"),
+                    "cost": money(cost), "model": report.get("model"),
                     "provider": report.get("provider"), "request_id": report.get("request_id"),
                     "finish_reason": self.finish_reason})
         return out
+
+
+def money(amount) -> str | None:
+    """A Decimal as plain digits (`0`, `0.000105`), never `0E-12`."""
+    return None if amount is None else format(amount.normalize(), "f")
 
 
 def error_message(stream_id, error: ApiError) -> dict:

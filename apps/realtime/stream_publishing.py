@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from channels.layers import get_channel_layer
 
 from . import groups, stream_owners
+from .completion_messages import money
 from .event_messages import STREAM_MESSAGE
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ class LlmStreamSink:
     def finish(self, *, usage=None, cost=None, error=None) -> None:
         tokens = (usage or {}).get("completion_tokens", self.pieces)
         payload = {"id": self.request_id, "content": "", "tokens": tokens,
-                   "cost": str(cost) if cost is not None else None, "done": True, "error": error,
+                   "cost": money(cost), "done": True, "error": error,
                    "timestamp": now_iso()}
         try:
             self.queue.put_nowait(payload)
