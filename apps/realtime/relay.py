@@ -7,11 +7,10 @@ published only once its groups got it (at least once: a failure after some sends
 subscribers drop what they already have by `seq`). Because batches are serialised and commit as a whole,
 `seq` order is commit order; see `models.py` for why readers resume by `seq` rather than by event id.
 
-Who runs a batch: the web process's relay loop (`relay_loop`), woken by the outbox listener after each commit
-and sweeping every `REALTIME_RELAY_SWEEP_SECONDS`; in other processes (Celery workers, commands) the listener
-publishes in the committing thread when the channel layer is shared (Redis); the Celery beat task
-`realtime.relay_events` sweeps too. A row whose listener never ran (a process killed after its commit) is
-found by the next sweep (`published_at IS NULL`)."""
+Who runs a batch: a relay loop (`relay_loop`) woken by the outbox listener after each commit — the web
+process's also sweeps every `REALTIME_RELAY_SWEEP_SECONDS` — and the Celery beat task `realtime.relay_events`.
+A row whose listener never ran (a process killed after its commit) is found by the next sweep
+(`published_at IS NULL`)."""
 
 from __future__ import annotations
 

@@ -1,20 +1,23 @@
-"""Running the relay: a task on the web process's event loop, and the outbox listener that wakes it.
+"""Running the relay: a task on an event loop, and the outbox listener that wakes it.
 
-The web process starts `relay_loop.start()` from the ASGI lifespan: one task that publishes whenever the
-outbox listener wakes it (after any commit in this process that wrote events) and sweeps every
-`REALTIME_RELAY_SWEEP_SECONDS` for rows written elsewhere or whose listener never ran. Batches run in a worker
-thread (the ORM is synchronous); their channel-layer sends come back to this loop, which is what the in-memory
-layer of the embedded default needs (its queues belong to the loop the consumers run on).
+The web process starts `relay_loop.start()` from the ASGI lifespan: one task on the server's loop that
+publishes whenever the outbox listener wakes it (after any commit in this process that wrote events) and sweeps
+every `REALTIME_RELAY_SWEEP_SECONDS` for rows written elsewhere or whose listener never ran. Batches run in a
+worker thread (the ORM is synchronous); their channel-layer sends come back to this loop, which is what the
+in-memory layer of the embedded default needs (its queues belong to the loop the consumers run on).
 
-Elsewhere (Celery workers, commands, tests) there is no loop here: the listener publishes in the committing
-thread when the layer is shared (Redis), and does nothing with the in-memory layer, whose subscribers live in
-the web process (its sweep picks the rows up)."""
+Elsewhere (Celery workers, commands, tests) the first listener call starts the same task on a loop in a daemon
+thread of its own, without the sweep (the web processes and the beat task sweep): committing threads only wake
+it, so a burst of commits costs one batch, not one locked transaction each. With the in-memory layer nothing
+is started there: its subscribers live in the web process, whose sweep picks the rows up."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
+import threading
 
 from asgiref.sync import sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
@@ -31,16 +34,38 @@ class RelayLoop:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.wakeup: asyncio.Event | None = None
         self.task: asyncio.Task | None = None
+        self.pid = None
+        self.sweep = True
+        self._starting = threading.Lock()
 
     @property
     def running(self) -> bool:
-        return self.task is not None and not self.task.done()
+        # A forked child inherits the object but not the loop's thread.
+        return self.task is not None and not self.task.done() and self.pid == os.getpid()
 
-    def start(self) -> None:
+    def start(self, *, sweep: bool = True) -> None:
+        """On the running loop (the web process's lifespan)."""
         self.loop = asyncio.get_running_loop()
         self.wakeup = asyncio.Event()
+        self.sweep = sweep
+        self.pid = os.getpid()
         nats_forward.keep_connection_on(self.loop)
         self.task = self.loop.create_task(self._run(), name="realtime-relay")
+
+    def start_in_thread(self) -> None:
+        """A loop of its own in a daemon thread (processes without a server loop), once."""
+        with self._starting:
+            if self.running:
+                return
+            started = threading.Event()
+
+            async def main():
+                self.start(sweep=False)
+                started.set()
+                await self.task
+
+            threading.Thread(target=asyncio.run, args=(main(),), name="realtime-relay", daemon=True).start()
+            started.wait(5)
 
     async def stop(self) -> None:
         if self.task is not None:
@@ -57,7 +82,8 @@ class RelayLoop:
     async def _run(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wakeup.wait(), timeout=settings.REALTIME_RELAY_SWEEP_SECONDS)
+                await asyncio.wait_for(self.wakeup.wait(),
+                                       timeout=settings.REALTIME_RELAY_SWEEP_SECONDS if self.sweep else None)
             self.wakeup.clear()
             try:
                 await sync_to_async(drain_fresh, thread_sensitive=False)()
@@ -86,8 +112,9 @@ relay_loop = RelayLoop()
 
 
 def on_events_committed(events) -> None:
-    """The outbox listener (registered by `RealtimeConfig.ready`)."""
-    if relay_loop.running:
-        relay_loop.wake()
-    elif not isinstance(get_channel_layer(), InMemoryChannelLayer):
-        drain()
+    """The outbox listener (registered by `RealtimeConfig.ready`): wakes this process's relay."""
+    if not relay_loop.running:
+        if isinstance(get_channel_layer(), InMemoryChannelLayer):
+            return
+        relay_loop.start_in_thread()
+    relay_loop.wake()

@@ -20,7 +20,7 @@ def world(django_db_setup, django_db_blocker):
     from apps.workflows import services
     from tests import factories
     from tests.fakes.openai import FakeOpenAI
-    from tests.workflows.nets import DOCUMENT_REVIEW
+    from tests.workflows.nets import DOCUMENT_REVIEW, PARALLEL_REVIEW
 
     fake = FakeOpenAI().start()
     with django_db_blocker.unblock():
@@ -31,6 +31,7 @@ def world(django_db_setup, django_db_blocker):
         _, other_secret = factories.api_key(other, scopes=["inference", "read"])
         services.workflow_save(tenant, definition=DOCUMENT_REVIEW)
         services.workflow_save(other, definition=DOCUMENT_REVIEW)
+        services.workflow_save(tenant, definition=PARALLEL_REVIEW)  # tenant A's only
     server = ServerProcess(env={"REALTIME_RELAY_SWEEP_SECONDS": "0.5"}).start()
     yield {"fake": fake, "tenant": tenant, "secret": secret, "other": other, "other_secret": other_secret,
            "server": server}

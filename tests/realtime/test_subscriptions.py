@@ -80,12 +80,13 @@ def test_late_subscriber_replays_after_an_id_then_goes_live_without_gaps_or_dupl
     assert int(live[0]["tokenUpdates"]["id"]) == late.id and live[0]["tokenUpdates"]["eventType"] == "agent_completed"
 
 
-def test_resource_updates_is_token_updates(world):
+@pytest.mark.parametrize(("path", "legacy"), [("/ws", False), ("/ws", True), ("/graphql", True)])
+def test_resource_updates_is_token_updates_on_both_paths(world, path, legacy):
     instance, token = new_instance(world["tenant"])
     query = "subscription($t: String!) { resourceUpdates(tokenId: $t, after: \"0\") { id eventType } }"
 
     async def scenario():
-        async with Client(transport=transport(world)) as session:
+        async with Client(transport=transport(world, legacy=legacy, path=path)) as session:
             return await take(await subscription(session, query, t=str(token.id)), 1)
 
     (event,) = run(scenario())
@@ -100,7 +101,7 @@ def test_other_tenants_objects_are_not_found_on_every_subscription(world, legacy
         (TOKEN_UPDATES, {"t": str(token.id)}),
         ("subscription($t: String!) { resourceUpdates(tokenId: $t) { id } }", {"t": str(token.id)}),
         ("subscription($t: String!) { tokenUpdates(tokenId: $t) { id } }", {"t": "not-a-uuid"}),
-        (WORKFLOW_EVENTS, {"wf": "only-in-tenant-a"}),
+        (WORKFLOW_EVENTS, {"wf": "parallel_review"}),  # tenant A's workflow
         ("subscription($i: ID) { workflowEvents(workflowId: \"document_review\", instanceId: $i) { id } }",
          {"i": str(instance.id)}),
     ]
