@@ -142,3 +142,49 @@ def test_graphql_path_without_a_graphql_subprotocol_is_refused(world):
             return closed.value.rcvd.code
 
     assert run(scenario()) == 4406
+
+
+def session_cookie(user) -> str:
+    """A signed-in admin session for `user`, as the login view stores it."""
+    from importlib import import_module
+
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+
+    session = import_module(settings.SESSION_ENGINE).SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.save()
+    return f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
+
+
+def test_a_session_counts_only_from_this_servers_own_pages(world):
+    from apps.tenants.models import Membership
+    from tests import factories
+
+    from .conftest import committed
+
+    user = committed(factories.user, f"rt-member-{world['tenant'].slug}", tenant_obj=world["tenant"],
+                     role=Membership.Role.MEMBER)
+    cookie = committed(session_cookie, user)
+    url = ws_url(world["server"], "/ws")
+    own = world["server"].graphql_url
+
+    async def scenario():
+        async with websockets.connect(url, additional_headers={"Cookie": cookie}, origin=own) as socket:
+            ack = json.loads(await socket.recv())
+            await socket.send(completion("mine", "a member's completion"))
+            done = await until(socket, lambda m, got: m["type"] in ("completed", "error"))
+        async with websockets.connect(url, additional_headers={"Cookie": cookie},
+                                      origin="http://evil.example") as socket:
+            await socket.send(completion("theirs", "another site's page"))
+            refused = json.loads(await socket.recv())
+        return ack, done[-1], refused
+
+    try:
+        ack, done, refused = run(scenario())
+    finally:
+        committed(user.delete)
+    assert ack == {"type": "connection_ack"} and done["type"] == "completed"
+    assert (refused["type"], refused["id"], refused["code"]) == ("error", "theirs", "missing_api_key")

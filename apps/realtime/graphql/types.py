@@ -5,6 +5,11 @@ from graphene.types.generic import GenericScalar
 from graphene.types.resolver import dict_resolver
 
 
+def _by_field_name(attname, default_value, root, info, **args):
+    """Relayed events are dicts keyed by the GraphQL field names (`eventType`, `tokenId`, …)."""
+    return root.get(info.field_name, default_value)
+
+
 class _EventFields:
     id = graphene.ID(required=True, description="The event id (what `after:` and SSE resume from).")
     event_type = graphene.String(required=True)
@@ -14,35 +19,19 @@ class _EventFields:
     data = GenericScalar()
     timestamp = graphene.String(required=True)
 
-    @staticmethod
-    def resolve_event_type(root, info):
-        return root["eventType"]
-
-    @staticmethod
-    def resolve_workflow_id(root, info):
-        return root["workflowId"]
-
-    @staticmethod
-    def resolve_instance_id(root, info):
-        return root["instanceId"]
-
-    @staticmethod
-    def resolve_token_id(root, info):
-        return root["tokenId"]
-
 
 class WorkflowEvent(_EventFields, graphene.ObjectType):
     """One event of a workflow's outbox, as relayed."""
 
     class Meta:
-        default_resolver = dict_resolver
+        default_resolver = _by_field_name
 
 
 class TokenEvent(_EventFields, graphene.ObjectType):
     """One event about a token (moved, updated, consumed, created)."""
 
     class Meta:
-        default_resolver = dict_resolver
+        default_resolver = _by_field_name
 
 
 class CostUpdate(graphene.ObjectType):
