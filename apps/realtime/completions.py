@@ -73,7 +73,7 @@ def start_background_completion(tenant, request: dict, *, completion_id: str, ap
         return asyncio.get_running_loop().create_task(coro)
     except RuntimeError:
         pass
-    if relay_loop.running:
+    if relay_loop.on_server_loop:
         return asyncio.run_coroutine_threadsafe(coro, relay_loop.loop)
     thread = threading.Thread(target=asyncio.run, args=(_owning_loop(coro),), name=f"completion-{completion_id}",
                               daemon=True)

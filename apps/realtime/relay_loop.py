@@ -35,13 +35,18 @@ class RelayLoop:
         self.wakeup: asyncio.Event | None = None
         self.task: asyncio.Task | None = None
         self.pid = None
-        self.sweep = True
+        self.sweep = True  # the web process's loop (the server's) sweeps; a daemon thread's does not
         self._starting = threading.Lock()
 
     @property
     def running(self) -> bool:
         # A forked child inherits the object but not the loop's thread.
         return self.task is not None and not self.task.done() and self.pid == os.getpid()
+
+    @property
+    def on_server_loop(self) -> bool:
+        """Running on the web server's loop (started by the lifespan), where the shared gateway runtime is."""
+        return self.running and self.sweep
 
     def start(self, *, sweep: bool = True) -> None:
         """On the running loop (the web process's lifespan)."""

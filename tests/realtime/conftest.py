@@ -1,4 +1,4 @@
-"""One real server (uvicorn via `manage.py serve`, Redis channel layer) for the module's tests, two tenants
+"""One real server (uvicorn via `manage.py serve`, Redis channel layer) for these tests, two tenants
 with keys, the document_review workflow, and helpers to write events as other processes would."""
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from tests.conftest import ServerProcess, committed
 RUN = uuid.uuid4().hex[:6]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def world(django_db_setup, django_db_blocker):
+    from apps.realtime.relay_loop import drain
     from apps.tenants.models import Tenant
     from apps.workflows import services
     from tests import factories
@@ -32,6 +33,7 @@ def world(django_db_setup, django_db_blocker):
         services.workflow_save(tenant, definition=DOCUMENT_REVIEW)
         services.workflow_save(other, definition=DOCUMENT_REVIEW)
         services.workflow_save(tenant, definition=PARALLEL_REVIEW)  # tenant A's only
+        drain()  # published now, while the database is open to this fixture (not live in a test later)
     server = ServerProcess(env={"REALTIME_RELAY_SWEEP_SECONDS": "0.5"}).start()
     yield {"fake": fake, "tenant": tenant, "secret": secret, "other": other, "other_secret": other_secret,
            "server": server}

@@ -51,6 +51,9 @@ def test_cost_updates_from_ingestion_and_budget_alerts(world, worker):
             await asyncio.sleep(1)
             assert not leaked.done()
             leaked.cancel()
+            await asyncio.gather(leaked, return_exceptions=True)
+            await events.aclose()
+            await foreign.aclose()
             await api.close()
             return reply.headers["x-cb-request-id"], [e["costUpdates"] for e in result]
 

@@ -44,6 +44,7 @@ def test_a_v1_stream_that_asks_is_published_to_llm_stream_subscribers(world, how
             got = [await asyncio.wait_for(first, 15)]
             while not got[-1]["llmStream"]["done"]:
                 got += await take(events, 1)
+            await events.aclose()
         await client.close()
         return request_id, text, got
 

@@ -46,6 +46,7 @@ def test_workflow_events_arrive_live_in_order(world, legacy):
             instance, token = await asyncio.to_thread(new_instance, world["tenant"])
             await asyncio.to_thread(fire, world["tenant"], token, "submit")
             got = [await asyncio.wait_for(task, 15)] + await take(events, 2)
+            await events.aclose()  # else the client waits for the listener at close
             return instance, token, got
 
     instance, token, got = run(scenario())
@@ -72,7 +73,9 @@ def test_late_subscriber_replays_after_an_id_then_goes_live_without_gaps_or_dupl
             live = asyncio.ensure_future(take(events, 1))
             await asyncio.sleep(0.3)
             late = await asyncio.to_thread(record, world["tenant"], instance, token, "agent_completed")
-            return replayed, await live, late
+            live = await live
+            await events.aclose()
+            return replayed, live, late
 
     replayed, live, late = run(scenario())
     assert [int(e["tokenUpdates"]["id"]) for e in replayed] == [w.id for w in written[1:]]
@@ -87,7 +90,10 @@ def test_resource_updates_is_token_updates_on_both_paths(world, path, legacy):
 
     async def scenario():
         async with Client(transport=transport(world, legacy=legacy, path=path)) as session:
-            return await take(await subscription(session, query, t=str(token.id)), 1)
+            events = await subscription(session, query, t=str(token.id))
+            got = await take(events, 1)
+            await events.aclose()
+            return got
 
     (event,) = run(scenario())
     assert event["resourceUpdates"]["eventType"] == "token_created"
