@@ -57,7 +57,8 @@ NATS_URL = env.url("NATS_URL", schemes=("nats", "tls"))
 WORKFLOW_EVENTS_TO_NATS = STORAGE_BACKEND == "nats" or NATS_URL is not None
 if STORAGE_BACKEND == "nats" and NATS_URL is None:
     raise EnvError("STORAGE_BACKEND=nats needs NATS_URL (nats://host:4222)")
-NATS_STREAM = env.str("NATS_STREAM", default="CB_EVENTS")
+_EVENTS_STREAM = "CB_EVENTS"  # a JetStream stream name, not a variable
+NATS_STREAM = env.str("NATS_STREAM", default=_EVENTS_STREAM)
 NATS_SUBJECT_PREFIX = env.str("NATS_SUBJECT_PREFIX", default="cb")
 # How often each web process (and the beat task) looks for outbox rows no listener published.
 REALTIME_RELAY_SWEEP_SECONDS = env.float("REALTIME_RELAY_SWEEP_SECONDS", default=2.0, minimum=0.1)
