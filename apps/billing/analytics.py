@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection, transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Avg, Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -28,6 +28,8 @@ MONEY_PLACES = Decimal("0.0000000001")  # the ledger's precision
 # API name of a breakdown → the column in both the ledger and the roll-up.
 DIMENSIONS = {"provider": "provider", "model": "model_served", "api_key": "api_key_id", "user": "user_label",
               "project": "project_label", "workflow": "workflow_id"}
+# What analytics may be narrowed by (the seeds' userId / projectId), as columns of both the ledger and roll-up.
+NARROWINGS = {"user": "user_label", "project": "project_label"}
 TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens")
 PERCENTILES = (0.5, 0.95, 0.99)
 PERCENTILE_WORK_MEM = "64MB"
@@ -74,8 +76,11 @@ def _add(into: dict, row: dict) -> None:
     into["latency_ms_sum"] += row["s_latency"] or 0.0
 
 
-def _grouped(tenant, start: date, end: date, keys: tuple[str, ...] = ()) -> dict[tuple, dict]:
-    """Sums per group of `keys` (ledger column names, or "day") over the days start..end inclusive."""
+def _grouped(tenant, start: date, end: date, keys: tuple[str, ...] = (), narrow: dict | None = None
+             ) -> dict[tuple, dict]:
+    """Sums per group of `keys` (ledger column names, or "day") over the days start..end inclusive; `narrow`
+    ({column: value} of NARROWINGS) keeps only those rows."""
+    narrow = {column: value for column, value in (narrow or {}).items() if value is not None}
     from_rollup, intervals = rollup_plan(start, end)
     out: dict[tuple, dict] = {}
 
@@ -87,7 +92,7 @@ def _grouped(tenant, start: date, end: date, keys: tuple[str, ...] = ()) -> dict
             _add(out.setdefault(tuple(row[k] for k in keys), _empty()), row)
 
     if from_rollup:
-        daily = UsageDaily.objects.filter(tenant=tenant)
+        daily = UsageDaily.objects.filter(tenant=tenant, **narrow)
         if len(from_rollup) == (from_rollup[-1] - from_rollup[0]).days + 1:
             daily = daily.filter(day__gte=from_rollup[0], day__lte=from_rollup[-1])
         else:
@@ -99,7 +104,7 @@ def _grouped(tenant, start: date, end: date, keys: tuple[str, ...] = ()) -> dict
         window = Q()
         for low, high in intervals:
             window |= Q(created_at__gte=low, created_at__lt=high)
-        ledger = UsageRecord.objects.filter(window, tenant=tenant)
+        ledger = UsageRecord.objects.filter(window, tenant=tenant, **narrow)
         if "day" in keys:
             ledger = ledger.annotate(day=TruncDate("created_at", tzinfo=UTC))
         collect(ledger, {"n_requests": Count("id"), "n_errors": Count("id", filter=Q(status__gte=400)),
@@ -123,14 +128,14 @@ def _figures(sums: dict) -> dict:
 
 
 # ---- selectors -----------------------------------------------------------------------------------------------
-def usage_summary(*, tenant, start: date, end: date) -> dict:
+def usage_summary(*, tenant, start: date, end: date, narrow: dict | None = None) -> dict:
     """Spend, requests, tokens and error rate over start..end (inclusive UTC days)."""
-    return _figures(_grouped(tenant, start, end).get((), _empty()))
+    return _figures(_grouped(tenant, start, end, narrow=narrow).get((), _empty()))
 
 
-def usage_daily(*, tenant, start: date, end: date) -> list[dict]:
+def usage_daily(*, tenant, start: date, end: date, narrow: dict | None = None) -> list[dict]:
     """One entry per day of start..end, zero-filled: the spend trend."""
-    grouped = _grouped(tenant, start, end, ("day",))
+    grouped = _grouped(tenant, start, end, ("day",), narrow=narrow)
     return [{"day": day, **_figures(grouped.get((day,), _empty()))} for day in _days(start, end)]
 
 
@@ -146,10 +151,11 @@ def usage_monthly(*, tenant, start: date, end: date) -> list[dict]:
     return [{"month": month, **_figures(sums)} for month, sums in months.items()]
 
 
-def usage_breakdown(*, tenant, start: date, end: date, dimension: str, limit: int = 100) -> dict:
+def usage_breakdown(*, tenant, start: date, end: date, dimension: str, limit: int = 100,
+                    narrow: dict | None = None) -> dict:
     """Groups of one dimension (see DIMENSIONS), most expensive first, with their share of the spend."""
     column = DIMENSIONS[dimension]
-    grouped = _grouped(tenant, start, end, (column,))
+    grouped = _grouped(tenant, start, end, (column,), narrow=narrow)
     total = sum((sums["cost"] for sums in grouped.values()), ZERO)
     rows = sorted(grouped.items(), key=lambda item: (-item[1]["cost"], -item[1]["requests"], str(item[0][0])))
     names = {}
@@ -169,11 +175,11 @@ def usage_breakdown(*, tenant, start: date, end: date, dimension: str, limit: in
             "results": out}
 
 
-def spend_projection(*, tenant, today: date | None = None) -> dict:
+def spend_projection(*, tenant, today: date | None = None, narrow: dict | None = None) -> dict:
     """Month-end spend if the month goes on as it went so far: spent ÷ days elapsed (today included) × days."""
     today = today or today_utc()
     month_start = today.replace(day=1)
-    spent = usage_summary(tenant=tenant, start=month_start, end=today)["cost"]
+    spent = usage_summary(tenant=tenant, start=month_start, end=today, narrow=narrow)["cost"]
     days_in_month = calendar.monthrange(today.year, today.month)[1]
     elapsed = today.day
     projected = (spent / elapsed * days_in_month).quantize(MONEY_PLACES)
@@ -223,3 +229,38 @@ def generation_get(*, tenant, request_id: str) -> UsageRecord | None:
     if not request_id:
         return None
     return UsageRecord.objects.filter(tenant=tenant, request_id=request_id).first()
+
+
+def cost_analytics(*, tenant, start: date, end: date, user: str | None = None, project: str | None = None,
+                   breakdown_limit: int = 100) -> dict:
+    """The GraphQL `costAnalytics` figures over start..end, optionally for one user and/or project label:
+    totals, today's and this month's spend, the month-end projection, the spend per provider and per model, and
+    the daily trend. Money as Decimal."""
+    narrow = {NARROWINGS["user"]: user, NARROWINGS["project"]: project}
+    today = today_utc()
+    summary = usage_summary(tenant=tenant, start=start, end=end, narrow=narrow)
+    daily = usage_daily(tenant=tenant, start=start, end=end, narrow=narrow)
+    by_day = {row["day"]: row for row in daily}
+    today_cost = by_day[today]["cost"] if today in by_day else usage_summary(
+        tenant=tenant, start=today, end=today, narrow=narrow)["cost"]
+    projection = spend_projection(tenant=tenant, today=today, narrow=narrow)
+    breakdowns = {dimension: usage_breakdown(tenant=tenant, start=start, end=end, dimension=dimension,
+                                             limit=breakdown_limit, narrow=narrow)["results"]
+                  for dimension in ("provider", "model")}
+    return {"period_start": start, "period_end": end, "summary": summary, "daily": daily,
+            "today": today_cost, "month_to_date": projection["month_to_date"],
+            "projected_month_end": projection["projected_month_end"], **breakdowns}
+
+
+def recent_traffic(*, tenant, seconds: int) -> dict:
+    """The tenant's requests of the last `seconds` from the ledger: count, per second, errors, error rate and
+    average latency (the ledger trails live traffic by the ingestion delay, about a second)."""
+    since = timezone.now() - timedelta(seconds=seconds)
+    row = UsageRecord.objects.filter(tenant=tenant, created_at__gte=since).aggregate(
+        requests=Count("id"), errors=Count("id", filter=Q(status__gte=400)), latency=Avg("latency_ms"),
+        cost=Sum("cost"))
+    requests = row["requests"] or 0
+    return {"requests": requests, "requests_per_second": round(requests / seconds, 6), "errors": row["errors"] or 0,
+            "error_rate": round((row["errors"] or 0) / requests, 6) if requests else 0.0,
+            "average_latency_ms": round(row["latency"], 3) if row["latency"] is not None else None,
+            "cost": row["cost"] if row["cost"] is not None else ZERO}

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Max, Q, QuerySet, Sum
+
+from apps.providers.models import Provider
 
 from .models import Budget, BudgetAlert, CostRule, UsageRecord
 from .periods import period_bounds
@@ -63,3 +65,76 @@ def cost_rule_list(*, tenant) -> QuerySet[CostRule]:
 def cost_rules_enabled() -> list[CostRule]:
     """Every enabled rule, global and tenants', in evaluation order."""
     return list(CostRule.objects.filter(enabled=True).order_by("priority", "id"))
+
+
+def last_failures(*, tenant_id: int, provider_ids: list[int]) -> dict[int, tuple[str, datetime]]:
+    """Per provider id: the tenant's last failed request through it ("<error type> <status>", when), from the
+    ledger (which names providers by slug). Two queries whatever the number of providers."""
+    slugs: dict[str, list[int]] = {}
+    for pk, slug in Provider.objects.filter(pk__in=provider_ids).values_list("pk", "slug"):
+        slugs.setdefault(slug, []).append(pk)
+    if not slugs:
+        return {}
+    failed = UsageRecord.objects.filter(tenant_id=tenant_id, provider__in=list(slugs), status__gte=400)
+    latest = dict(failed.order_by().values("provider").annotate(at=Max("created_at")).values_list("provider", "at"))
+    if not latest:
+        return {}
+    which = Q()
+    for slug, at in latest.items():
+        which |= Q(provider=slug, created_at=at)
+    out = {}
+    for slug, at, error_type, status in failed.filter(which).values_list("provider", "created_at", "error_type",
+                                                                         "status"):
+        for pk in slugs.get(slug, []):
+            out[pk] = (f"{error_type or 'error'} {status}", at)
+    return out
+
+
+def budget_states(budgets: list[Budget], now: datetime) -> dict[int, dict]:
+    """Per budget, its current period as the API shows it: period bounds, used, remaining, isExhausted and one
+    entry per alert threshold (triggered or not, with its message). Two queries for any number of budgets: one
+    ledger sum per budget in a single aggregate, and the alerts of all of them."""
+    if not budgets:
+        return {}
+    bounds = {b.pk: period_bounds(b.period, now) for b in budgets}
+    sums = {}
+    for budget in budgets:
+        start, end = bounds[budget.pk]
+        condition = budget_ledger_filter(budget)
+        if budget.period != Budget.Period.TOTAL:
+            condition &= Q(created_at__gte=start, created_at__lt=end)
+        sums[f"b{budget.pk}"] = Sum("cost", filter=condition)
+    tenants = {b.tenant_id for b in budgets}
+    spent = UsageRecord.objects.filter(tenant_id__in=tenants).aggregate(**sums)
+    alerts: dict[int, dict] = {}
+    which = Q()
+    for budget in budgets:
+        which |= Q(budget_id=budget.pk, period_start=bounds[budget.pk][0])
+    for alert in BudgetAlert.objects.filter(which):
+        alerts.setdefault(alert.budget_id, {})[Decimal(alert.threshold)] = alert
+    out = {}
+    for budget in budgets:
+        start, end = bounds[budget.pk]
+        used = spent[f"b{budget.pk}"] or ZERO
+        out[budget.pk] = {"period_start": start, "period_end": end, "used": used,
+                          "remaining": max(budget.limit - used, ZERO), "is_exhausted": used >= budget.limit,
+                          "alerts": _alert_states(budget, alerts.get(budget.pk, {}))}
+    return out
+
+
+def _alert_states(budget: Budget, fired: dict) -> list[dict]:
+    thresholds = sorted({Decimal(str(t)) for t in budget.alert_thresholds or ()} | set(fired))
+    out = []
+    for threshold in thresholds:
+        alert = fired.get(threshold)
+        percent = f"{threshold.normalize():f}"
+        if alert is not None:
+            message = (f"{percent}% of the {budget.period} budget reached: ${alert.spent.normalize():f} of "
+                       f"${alert.limit.normalize():f}.")
+        else:
+            message = f"{percent}% of the {budget.period} budget not reached."
+        out.append({"threshold": float(threshold), "triggered": alert is not None,
+                    "triggered_at": alert.created_at if alert else None,
+                    "spent": float(alert.spent) if alert else None,
+                    "webhook_status": alert.webhook_status if alert else None, "message": message})
+    return out

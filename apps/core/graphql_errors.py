@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from graphql import GraphQLError
 from rest_framework.exceptions import APIException
@@ -34,6 +35,9 @@ def error_extensions(exc: BaseException) -> dict:
             extensions["param"] = exc.param
         if exc.retry_after is not None:
             extensions["retryAfter"] = exc.retry_after
+        for name in ("problems", "explanation"):  # what a workflow definition or firing refusal carries
+            if getattr(exc, name, None):
+                extensions[name] = getattr(exc, name)
         return extensions
     if isinstance(exc, DjangoValidationError | DrfValidationError):
         fields = _validation_fields(exc)
@@ -46,6 +50,8 @@ def error_extensions(exc: BaseException) -> dict:
         return {"code": str(exc.default_code).upper(), "status": exc.status_code}
     if isinstance(exc, ObjectDoesNotExist):
         return {"code": "NOT_FOUND", "status": 404}
+    if isinstance(exc, DjangoPermissionDenied):
+        return {"code": "FORBIDDEN", "status": 403}
     return {"code": "INTERNAL_SERVER_ERROR", "status": 500}
 
 
@@ -60,6 +66,8 @@ def error_message(exc: BaseException) -> str:
         return str(exc.detail)
     if isinstance(exc, ObjectDoesNotExist):
         return "Not found."
+    if isinstance(exc, DjangoPermissionDenied):
+        return str(exc) or "Permission denied."
     return "Internal server error."
 
 

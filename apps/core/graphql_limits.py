@@ -11,6 +11,8 @@ A document over `GRAPHQL_MAX_DEPTH` or `GRAPHQL_MAX_COST` gets one error (`QUERY
 
 from __future__ import annotations
 
+import functools
+
 from graphql import (
     FieldNode,
     FragmentDefinitionNode,
@@ -34,6 +36,7 @@ MAX_PAGE = 100  # the largest `first` a list field accepts
 _PAGE_ARGUMENTS = ("first", "limit", "last")
 
 
+@functools.cache
 def limit_rules(*, max_depth: int, max_cost: int) -> tuple[type[ValidationRule], ...]:
     """graphql-core's own rules plus ours, for `validate(schema, document, rules)`."""
 

@@ -20,6 +20,8 @@ from .handlers.chat import chat_completions
 from .handlers.completions import completions
 from .handlers.embeddings import embeddings
 from .handlers.models import get_model, list_models
+from .handlers.responses import PREFIX as RESPONSES_PREFIX
+from .handlers.responses import create_response, delete_response, get_response
 from .http import ClientGone, Responder
 from .redaction import install_log_filter
 from .runtime import GatewayRuntime
@@ -27,11 +29,16 @@ from .runtime import GatewayRuntime
 logger = logging.getLogger("apps.gateway")
 
 ROUTES = {("POST", "/v1/chat/completions"): chat_completions, ("POST", "/v1/embeddings"): embeddings,
-          ("POST", "/v1/completions"): completions, ("GET", "/v1/models"): list_models}
+          ("POST", "/v1/completions"): completions, ("GET", "/v1/models"): list_models,
+          ("POST", "/v1/responses"): create_response}
+# Paths under a prefix: the object's id follows it.
+PREFIXED = {("GET", "/v1/models/"): get_model, ("GET", RESPONSES_PREFIX): get_response,
+            ("DELETE", RESPONSES_PREFIX): delete_response}
 # Endpoints whose requests are routed, metered and recorded in the ledger (the model listing is not).
 ENDPOINTS = {"/v1/chat/completions": "chat.completions", "/v1/embeddings": "embeddings",
-             "/v1/completions": "completions"}
-PREFLIGHT_HEADERS = [(b"access-control-allow-origin", b"*"), (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
+             "/v1/completions": "completions", "/v1/responses": "responses"}
+PREFLIGHT_HEADERS = [(b"access-control-allow-origin", b"*"),
+                     (b"access-control-allow-methods", b"GET, POST, DELETE, OPTIONS"),
                      (b"access-control-allow-headers", b"authorization, content-type, api-key, x-api-key, "
                                                        b"openai-organization, openai-project, x-stainless-*"),
                      (b"access-control-max-age", b"86400")]
@@ -41,9 +48,10 @@ def handler_for(method: str, path: str):
     handler = ROUTES.get((method, path))
     if handler is not None:
         return handler
-    if method == "GET" and path.startswith("/v1/models/"):
-        return get_model
-    if any(p == path for _, p in ROUTES) or path.startswith("/v1/models/"):
+    for (allowed, prefix), prefixed in PREFIXED.items():
+        if method == allowed and path.startswith(prefix):
+            return prefixed
+    if any(p == path for _, p in ROUTES) or any(path.startswith(prefix) for _, prefix in PREFIXED):
         raise MethodNotAllowed(f"Method {method} is not allowed on {path}.")
     raise NotFound(f"Unknown endpoint {method} {path}.", code="unknown_url")
 

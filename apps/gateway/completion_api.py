@@ -19,8 +19,9 @@ import asyncio
 import os
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+from apps.core import loop_thread
 from apps.core.errors import ApiError, UpstreamError
 
 from . import pipeline, request_validation
@@ -36,12 +37,31 @@ _runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GatewayRuntime] 
 def _runtime() -> GatewayRuntime:
     loop = asyncio.get_running_loop()
     shared = gateway_app.runtime
-    if shared.loop is None or shared.loop is loop:
+    if shared.loop is loop:
         return shared
     runtime = _runtimes.get(loop)
     if runtime is None:
+        if shared.loop is None:
+            return shared
         runtime = _runtimes[loop] = GatewayRuntime(freeze=False)
     return runtime
+
+
+def run_sync(make: Callable[[], Awaitable], *, timeout: float | None):
+    """For sync callers (Django views, GraphQL resolvers): `await make()` on the loop that owns the shared
+    runtime when a server runs one, else on this process's background loop with a runtime of its own (which
+    never takes the shared one, so a server loop starting later still gets it). Raises TimeoutError."""
+    shared = gateway_app.runtime.loop
+    if shared is not None and shared.is_running():
+        return loop_thread.run(make(), timeout=timeout, loop=shared)
+
+    async def private():
+        loop = asyncio.get_running_loop()
+        if loop not in _runtimes and gateway_app.runtime.loop is not loop:
+            _runtimes[loop] = GatewayRuntime(freeze=False)
+        return await make()
+
+    return loop_thread.run(private(), timeout=timeout)
 
 
 async def close() -> None:
@@ -91,9 +111,10 @@ async def _prepare(rt: GatewayRuntime, tenant, request: dict, *, api_key_id, use
 
 async def complete(tenant, request: dict, *, api_key_id: int | None = None, user: str | None = None,
                    project: str | None = None, workflow_id: str | None = None, agent_id: str | None = None,
-                   routing: dict | None = None, request_id: str | None = None) -> dict:
+                   routing: dict | None = None, request_id: str | None = None, route_info: dict | None = None) -> dict:
     """One chat completion (an OpenAI `chat.completion` dict) for `tenant` (a Tenant or its id).
-    `routing` takes the `circuit_breaker` options of /v1; `user` and `project` label the ledger and budgets."""
+    `routing` takes the `circuit_breaker` options of /v1; `user` and `project` label the ledger and budgets.
+    `route_info`, when given, is filled with how it was routed (see `_route_info`), error or not."""
     rt = _runtime()
     ctx = None
     status = 500
@@ -113,6 +134,21 @@ async def complete(tenant, request: dict, *, api_key_id: int | None = None, user
         if ctx is not None:
             await pipeline.finalize(rt, ctx, status)
             pipeline.account(ctx, status, ctx.error_code)
+            if route_info is not None:
+                route_info.update(_route_info(ctx))
+
+
+def _route_info(ctx: RequestContext) -> dict:
+    """The request id, strategy, every attempt (provider, model, outcome, status, ms), the cost and our overhead:
+    what /v1 answers in its x-cb-* headers, for callers without headers."""
+    chosen = ctx.chosen
+    return {"request_id": ctx.request_id, "strategy": ctx.strategy,
+            "provider": (chosen.provider.name or chosen.provider.slug) if chosen else None,
+            "model": chosen.model.model_id if chosen else None,
+            "attempts": [{"provider": a.provider, "model": a.model, "outcome": a.outcome, "status": a.status,
+                          "latency_ms": round(a.ms, 3)} for a in ctx.attempts],
+            "cost": float(cost_of(chosen.model, ctx.usage)) if chosen and ctx.usage else None,
+            "overhead_ms": round(ctx.overhead_ms(), 3)}
 
 
 async def stream(tenant, request: dict, *, api_key_id: int | None = None, user: str | None = None,

@@ -34,6 +34,7 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.parser import text_string_to_metric_families
 
 logger = logging.getLogger("apps.gateway.metrics")
 
@@ -256,3 +257,11 @@ async def metrics_app(scope, receive, send):
                 "headers": [(b"content-type", CONTENT_TYPE_LATEST.encode()), (b"cache-control", b"no-store"),
                             (b"content-length", str(len(payload)).encode())]})
     await send({"type": "http.response.body", "body": b"" if method == "HEAD" else payload})
+
+
+def inflight_now() -> int:
+    """Gateway requests in flight right now, summed over this server's live worker processes."""
+    for family in text_string_to_metric_families(render().decode()):
+        if family.name == INFLIGHT._name:
+            return int(sum(sample.value for sample in family.samples))
+    return 0

@@ -34,6 +34,7 @@ from .admission.rate_limits import RateLimits
 from .health import HealthStore, health_store_for_settings
 from .health_cache import REFRESH_SECONDS, HealthCache
 from .limits import rate_limiter_for_settings
+from .responses_store import response_store_for_settings
 from .snapshot import Snapshot, build_snapshot
 from .upstream import Upstream
 
@@ -73,6 +74,7 @@ class GatewayRuntime:
         self.cost_rules = CostRules(self.rate_limits, self.redis)
         self.budgets = Budgets(budget_store_for_settings(self.redis))
         self.ledger = LedgerWriter(self.redis)
+        self.responses = response_store_for_settings(self.redis)  # stored Responses API responses
         await self.ledger.start()  # delivers usage spooled while Redis was away (this process's or a dead one's)
         await self.reload()
         loop = asyncio.get_running_loop()

@@ -14,14 +14,19 @@ from .http import SSE_DONE, ClientGone, Responder, sse_event
 from .pipeline import note_chunk
 
 
-async def relay(ctx: RequestContext, respond: Responder, receive, first, batches, *, include_usage: bool,
-                label: str | None, sink=None) -> None:
+async def relay(ctx: RequestContext, respond: Responder, receive, first, batches, *, include_usage: bool = False,
+                label: str | None = None, pump=None, sink=None) -> None:
     """Relay until the upstream ends or the client leaves; the chosen deployment's outcome goes to the health
-    cache (a client that left says nothing about the deployment: its ticket is released)."""
+    cache (a client that left says nothing about the deployment: its ticket is released). `pump()` makes the
+    coroutine that sends the events and returns the error that ended the stream early (default: `pump_events`,
+    OpenAI's chat chunks)."""
     ticket, opened = ctx.ticket, time.perf_counter() - ctx.attempts[-1].ms / 1000
     await respond.start_sse()
-    pump = asyncio.ensure_future(pump_events(ctx, respond, first, batches, include_usage=include_usage, label=label,
-                                             sink=sink))
+    if pump is None:
+        pump = asyncio.ensure_future(pump_events(ctx, respond, first, batches, include_usage=include_usage,
+                                                 label=label, sink=sink))
+    else:
+        pump = asyncio.ensure_future(pump())
     gone = asyncio.ensure_future(wait_disconnect(receive))
     done, _ = await asyncio.wait({pump, gone}, return_when=asyncio.FIRST_COMPLETED)
     if pump in done:

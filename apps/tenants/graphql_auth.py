@@ -23,6 +23,7 @@ from apps.core.errors import AuthenticationFailed, NotFound, PermissionDenied
 from .facade import KEY_PREFIX
 from .models import ApiKey, Membership, Tenant
 from .selectors import api_key_from_secret, membership_role, tenants_for_user
+from .services import api_key_touch
 
 TENANT_HEADER = "x-cb-tenant"
 ACTIONS = ("read", "write", "inference")
@@ -48,6 +49,15 @@ class Principal:
     @property
     def anonymous(self) -> bool:
         return self.user is None and self.api_key is None
+
+    @property
+    def actor(self) -> str:
+        """Who to name in histories and events."""
+        if self.api_key is not None:
+            return f"api-key:{self.api_key.pk}"
+        if self.user is not None:
+            return str(self.user.get_username())[:200]
+        return "anonymous"
 
     def allows(self, action: str) -> bool:
         return action in self.actions
@@ -94,6 +104,7 @@ def graphql_principal(*, headers: Mapping, user=None) -> Principal:
         key = api_key_from_secret(secret)
         if key is None:
             raise AuthenticationFailed("Invalid, revoked or expired API key.")
+        api_key_touch(api_key=key)
         actions = set().union(*(_SCOPE_ACTIONS.get(scope, set()) for scope in key.scopes or []))
         return Principal(tenant=key.tenant, user=None, api_key=key, actions=actions)
     if _signed_in(user):

@@ -98,6 +98,13 @@ class CbGraphQLView(GraphQLView):
         return super().parse_body(request)
 
     def get_response(self, request, data, show_graphiql=False):
+        query, variables, operation, _ = self.get_graphql_params(request, data)
+        if query is not None and not isinstance(query, str):
+            raise _refusal(400, "BAD_REQUEST", "`query` must be a string.")
+        if variables is not None and not isinstance(variables, dict):
+            raise _refusal(400, "BAD_REQUEST", "`variables` must be an object.")
+        if operation is not None and not isinstance(operation, str):
+            raise _refusal(400, "BAD_REQUEST", "`operationName` must be a string.")
         try:  # every operation, introspection included, acts for someone (GraphiQL's page itself needs nobody)
             request.graphql_context = GraphQLContext(
                 graphql_principal(headers=request.headers, user=getattr(request, "user", None)), request)

@@ -121,6 +121,8 @@ BUDGET_RESERVATION_TTL_SECONDS = env.float("BUDGET_RESERVATION_TTL_SECONDS", def
 BUDGET_FAIL_OPEN = env.bool("BUDGET_FAIL_OPEN", default=False)
 BUDGET_WEBHOOK_TIMEOUT_SECONDS = env.float("BUDGET_WEBHOOK_TIMEOUT_SECONDS", default=10.0, minimum=0.5)
 BUDGET_DEFAULT_MAX_TOKENS = env.int("BUDGET_DEFAULT_MAX_TOKENS", default=4096, minimum=1)
+# How long /v1/responses keeps a stored response (`store: true`) for retrieval and `previous_response_id`.
+RESPONSES_RETENTION_SECONDS = env.int("RESPONSES_RETENTION_SECONDS", default=30 * 86400, minimum=1)
 
 # --- Providers from the environment (global, read-only, secrets stay in the environment) -------
 ENV_PROVIDERS = env_providers(env)

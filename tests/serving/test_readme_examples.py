@@ -90,6 +90,23 @@ def test_routing_example(embedded):
     exec(compile(routing, "README.md", "exec"), scope)  # noqa: S102 - raises if the gateway refuses it
 
 
+def test_responses_api_example(embedded):
+    """The Responses API section's SDK example: a stored response continued and retrieved (in-memory store)."""
+    (setup,) = [b for b in blocks("python") if "from openai import OpenAI" in b]
+    (example,) = [b for b in blocks("python") if "client.responses" in b]
+    scope: dict = {}
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(compile(localize(setup, embedded), "README.md", "exec"), scope)  # noqa: S102 - our own README
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(example, "README.md", "exec"), scope)  # noqa: S102 - our own README
+    assert out.getvalue() == "Simulated reply: What is my name?\n"
+    first, follow_up = scope["first"], scope["follow_up"]
+    assert follow_up.previous_response_id == first.id
+    # the follow-up carried the first exchange (two more messages) to the provider
+    assert follow_up.usage.input_tokens > first.usage.input_tokens + 8
+
+
 def test_embedded_default_health(embedded):
     import httpx
 
@@ -140,6 +157,26 @@ def _run_curl(command: str) -> str:
     result = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def test_graphql_examples(embedded):
+    """The GraphQL section's curl commands as written (form-encoded JSON, no key: the demo tenant), before the
+    management examples further down the README add a cost rule that reroutes simple prompts."""
+    import json
+
+    section = README.split("## GraphQL", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+    commands = block.replace("http://localhost:4000", embedded.graphql_url).replace("\\\n", " ").strip()
+    answers = [json.loads(_run_curl(command)) for command in commands.split("\n\n")]
+    assert all("errors" not in answer for answer in answers), answers
+    listing, instance, completion = (answer["data"] for answer in answers)
+    assert "document_review" in {w["id"] for w in listing["workflows"]}
+    assert all(p["healthStatus"]["isHealthy"] in (True, False) for p in listing["llmProviders"])
+    made = instance["createWorkflowInstance"]
+    assert made["currentPlace"] == "draft"
+    assert made["streamUrl"] == f"/api/workflow-instances/{made['id']}/events/stream"
+    assert completion["createCompletion"]["content"].startswith("Simulated reply")
+    assert completion["createCompletion"]["usage"]["totalTokens"] > 0
 
 
 def test_management_api_examples(embedded):

@@ -9,7 +9,6 @@ from rest_framework import serializers
 from apps.billing import selectors
 from apps.billing.models import Budget
 from apps.billing.models.budgets import MAX_LIMIT, normalise_thresholds
-from apps.billing.periods import period_bounds
 from apps.core.api import StrictModelSerializer, StrictSerializer
 from apps.core.http import validate_upstream_url
 from apps.tenants.models import ApiKey
@@ -77,7 +76,7 @@ class BudgetSerializer(StrictModelSerializer):
         super().__init__(*args, **kwargs)
         if api_key_queryset is not None:
             self.fields["apiKeyId"].queryset = api_key_queryset
-        self._usage: dict[int, tuple] = {}
+        self._usage: dict[int, dict] = {}
 
     # ---- input -----------------------------------------------------------------------------------------
     def validate_alertThresholds(self, value):  # noqa: N802
@@ -95,43 +94,29 @@ class BudgetSerializer(StrictModelSerializer):
         return value
 
     # ---- output ----------------------------------------------------------------------------------------
-    def _figures(self, obj: Budget) -> tuple:
-        """(period start, end, used) of the current period, from the ledger; once per budget and response."""
+    def _state(self, obj: Budget) -> dict:
+        """The current period's figures, from the ledger; once per budget and response."""
         if obj.pk not in self._usage:
-            start, end = period_bounds(obj.period, datetime.now(UTC))
-            self._usage[obj.pk] = (start, end, selectors.budget_spent(obj.pk, start, budget=obj))
+            self._usage.update(selectors.budget_states([obj], datetime.now(UTC)))
         return self._usage[obj.pk]
 
     def get_used(self, obj) -> float:
-        return float(self._figures(obj)[2])
+        return float(self._state(obj)["used"])
 
     def get_remaining(self, obj) -> float:
-        return float(max(obj.limit - self._figures(obj)[2], ZERO))
+        return float(self._state(obj)["remaining"])
 
     def get_isExhausted(self, obj) -> bool:  # noqa: N802
-        return self._figures(obj)[2] >= obj.limit
+        return self._state(obj)["is_exhausted"]
 
     def get_periodStart(self, obj) -> datetime:  # noqa: N802
-        return self._figures(obj)[0]
+        return self._state(obj)["period_start"]
 
     def get_periodEnd(self, obj) -> datetime | None:  # noqa: N802
-        return self._figures(obj)[1]
+        return self._state(obj)["period_end"]
 
     def get_alerts(self, obj) -> list[dict]:
-        start = self._figures(obj)[0]
-        fired = {Decimal(a.threshold): a for a in selectors.budget_current_alerts(obj, start)}
-        thresholds = sorted({Decimal(str(t)) for t in obj.alert_thresholds or ()} | set(fired))
-        out = []
-        for threshold in thresholds:
-            alert = fired.get(threshold)
-            percent = f"{threshold.normalize():f}"
-            if alert is not None:
-                message = (f"{percent}% of the {obj.period} budget reached: ${alert.spent.normalize():f} of "
-                           f"${alert.limit.normalize():f}.")
-            else:
-                message = f"{percent}% of the {obj.period} budget not reached."
-            out.append({"threshold": float(threshold), "triggered": alert is not None,
-                        "triggeredAt": alert.created_at if alert else None,
-                        "spent": float(alert.spent) if alert else None,
-                        "webhookStatus": alert.webhook_status if alert else None, "message": message})
+        out = [{"threshold": a["threshold"], "triggered": a["triggered"], "triggeredAt": a["triggered_at"],
+                "spent": a["spent"], "webhookStatus": a["webhook_status"], "message": a["message"]}
+               for a in self._state(obj)["alerts"]]
         return BudgetAlertStateSerializer(out, many=True).data

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 
 from apps.rules import selectors, services
 from apps.rules.access import rule_access_by_id
-from apps.rules.engine import BUILTIN_DESCRIPTIONS, BUILTIN_RULES, RuleError, compile_condition, evaluate
+from apps.rules.engine import BUILTIN_DESCRIPTIONS, BUILTIN_RULES
 from apps.rules.models import Rule
 from apps.tenants.api.permissions import IsTenantAdmin
 from apps.tenants.api.tenancy import request_tenant
@@ -71,19 +71,10 @@ class RuleViewSet(viewsets.ModelViewSet):
         body = EvaluateRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         values = body.validated_data
-        named = selectors.named_rules_for(tenant=request_tenant(request))
-        if "rule" in values:
-            if values["rule"] not in named:
-                raise exceptions.ValidationError({"rule": [f"No named rule {values['rule']!r}."]})
-            raw, where = values["rule"], "rule"
-        else:
-            raw, where = values.get("condition"), "condition"
-        try:
-            compiled = compile_condition(raw, named=named)
-        except RuleError as exc:
-            raise exceptions.ValidationError({where: exc.problems}) from None
-        result = evaluate(compiled, {**values["facts"], "data": values["data"], "metadata": values["metadata"]})
-        return Response({"passed": result.passed, "condition": compiled.canonical, "explanation": result.explanation})
+        result = _field_errors(selectors.rule_evaluate, tenant=request_tenant(request), rule=values.get("rule"),
+                               condition=values.get("condition"), data=values["data"], metadata=values["metadata"],
+                               facts=values["facts"])
+        return Response(result)
 
 
 def _field_errors(service, **kwargs):
