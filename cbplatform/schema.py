@@ -10,6 +10,7 @@ from apps.billing.graphql.mutations.budget_set import SetBudget
 from apps.billing.graphql.queries import BillingQueries
 from apps.providers.graphql.mutations.llm_provider_configure import ConfigureLlmProvider
 from apps.providers.graphql.queries import ProvidersQueries
+from apps.realtime.graphql.subscriptions import Subscription
 from apps.rules.graphql.mutations.rule_create import CreateRule
 from apps.rules.graphql.mutations.rule_delete import DeleteRule
 from apps.rules.graphql.mutations.rule_evaluate import EvaluateRule
@@ -22,7 +23,6 @@ from apps.workflows.graphql.mutations.token_create import CreateResource, Create
 from apps.workflows.graphql.mutations.transition_fire import ExecuteActivity, FireTransition
 from apps.workflows.graphql.mutations.workflow_create import CreateWorkflow
 from apps.workflows.graphql.queries import WorkflowsQueries
-from apps.realtime.graphql.subscriptions import Subscription
 
 
 class ProvidersMutations(graphene.ObjectType):
