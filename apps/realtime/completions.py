@@ -6,6 +6,7 @@ GraphQL's `createCompletion(stream: true)` calls it. Another tenant's completion
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 
@@ -13,7 +14,7 @@ from channels.layers import get_channel_layer
 
 from apps.gateway import completion_api
 
-from . import groups, stream_owners
+from . import groups, stream_backlog, stream_owners
 from .completion_socket import produce
 from .event_messages import STREAM_MESSAGE
 from .relay_loop import relay_loop
@@ -42,7 +43,8 @@ async def run_background_completion(tenant, request: dict, *, completion_id: str
 
     async def emit(message: dict) -> None:
         nonlocal pieces
-        await layer.group_send(completion_group, {"type": STREAM_MESSAGE, "payload": _completion_payload(message)})
+        event = await stream_backlog.append("completion", tenant_id, completion_id, _completion_payload(message))
+        await layer.group_send(completion_group, {"type": STREAM_MESSAGE, "payload": event})
         kind = message["type"]
         if kind == "content_chunk":
             pieces += 1
@@ -55,6 +57,7 @@ async def run_background_completion(tenant, request: dict, *, completion_id: str
                        "error": {"code": message["code"], "message": message["message"]} if kind == "error" else None}
         else:
             return
+        payload = await stream_backlog.append("llm", tenant_id, completion_id, payload)
         await layer.group_send(llm_group, {"type": STREAM_MESSAGE, "payload": payload})
 
     body = {**request, "stream_options": {**(request.get("stream_options") or {}), "include_usage": True}}
@@ -67,18 +70,31 @@ def start_background_completion(tenant, request: dict, *, completion_id: str, ap
     """Run a streamed completion in the background, publishing to `completionStream(completionId)` and
     `llmStream(requestId: completionId)`. From a coroutine: a task on its loop; from a thread of the web
     process: a task on the server's loop (the shared gateway runtime); elsewhere: a thread of its own."""
-    coro = run_background_completion(tenant, request, completion_id=completion_id, api_key_id=api_key_id,
-                                     request_id=request_id)
+    coro = _logged(run_background_completion(tenant, request, completion_id=completion_id, api_key_id=api_key_id,
+                                             request_id=request_id), completion_id)
     try:
         return asyncio.get_running_loop().create_task(coro)
     except RuntimeError:
         pass
     if relay_loop.on_server_loop:
-        return asyncio.run_coroutine_threadsafe(coro, relay_loop.loop)
+        # A fresh context: the caller's (a synchronous view's) names a per-request executor that is gone once
+        # the view returns, and anything thread-sensitive the completion awaits would be sent there.
+        loop = relay_loop.loop
+        loop.call_soon_threadsafe(lambda: loop.create_task(coro, context=contextvars.Context()),
+                                  context=contextvars.Context())
+        return None
     thread = threading.Thread(target=asyncio.run, args=(_owning_loop(coro),), name=f"completion-{completion_id}",
                               daemon=True)
     thread.start()
     return thread
+
+
+async def _logged(coro, completion_id) -> None:
+    """Nobody awaits a background completion: its failure is logged here (ApiErrors went to the stream)."""
+    try:
+        await coro
+    except Exception:
+        log.exception("background completion %s failed", completion_id)
 
 
 async def _owning_loop(coro) -> None:

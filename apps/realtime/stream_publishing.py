@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from channels.layers import get_channel_layer
 
-from . import groups, stream_owners
+from . import groups, stream_backlog, stream_owners
 from .completion_messages import money
 from .event_messages import STREAM_MESSAGE
 
@@ -72,6 +72,7 @@ class LlmStreamSink:
             payload = await self.queue.get()
             if owned:
                 try:
+                    payload = await stream_backlog.append("llm", self.tenant_id, self.request_id, payload)
                     await layer.group_send(group, {"type": STREAM_MESSAGE, "payload": payload})
                 except Exception:
                     log.exception("llmStream %s: publishing failed", self.request_id)

@@ -110,3 +110,33 @@ def test_background_completion_feeds_completion_stream_and_llm_stream(world):
     assert events[-1]["completionStream"]["usage"]["completion_tokens"] > 0
     assert "".join(c["llmStream"]["content"] for c in chunks) == text
     assert chunks[-1]["llmStream"]["done"] and Decimal(chunks[-1]["llmStream"]["cost"]) > 0
+
+
+def test_create_completion_stream_true_then_a_late_subscriber_gets_everything(world):
+    """GraphQL's createCompletion(stream: true) answers with the id once the completion has started; the
+    subscription that follows replays what was published before it joined, then the rest, once each."""
+    import httpx
+
+    mutation = """mutation($input: CompletionInput!) { createCompletion(input: $input) { id streaming } }"""
+    answer = httpx.post(f"{world['server'].graphql_url}/graphql", timeout=30,
+                        headers={"Authorization": f"Bearer {world['secret']}"},
+                        json={"query": mutation, "variables": {"input": {
+                            "model": "gpt-4o", "stream": True,
+                            "messages": [{"role": "USER", "content": "late but complete !slow 0.05"}]}}}).json()
+    completion_id = answer["data"]["createCompletion"]["id"]
+    stream = """subscription($c: ID!) { completionStream(completionId: $c) { eventType content usage } }"""
+
+    async def scenario():
+        await asyncio.sleep(1.0)  # well after the first chunks went out
+        got = []
+        async with client_for(world) as session:
+            async for event in session.subscribe(GraphQLRequest(stream, variable_values={"c": completion_id})):
+                got.append(event["completionStream"])
+        return got
+
+    events = run(scenario(), timeout=30)
+    kinds = [e["eventType"] for e in events]
+    assert kinds[0] == "thinking_status" and kinds[-1] == "completed" and kinds.count("completed") == 1
+    text = "".join(e["content"] or "" for e in events if e["eventType"] == "content_chunk")
+    assert text == "[openai] You said: late but complete !slow 0.05"
+    assert events[-1]["usage"]["completion_tokens"] > 0

@@ -12,7 +12,7 @@ from channels.db import database_sync_to_async
 from apps.core.errors import InvalidRequest
 from apps.workflows.access import instance_access_by_id, token_access_by_id, workflow_access_by_id
 
-from .. import groups, stream_owners
+from .. import groups, stream_backlog, stream_owners
 from ..event_feed import workflow_event_feed
 from ..event_messages import STREAM_MESSAGE
 from ..layer_feed import group_messages
@@ -38,14 +38,28 @@ def _after(after):
     return value
 
 
-async def _payloads(names, *, until_done: bool = False, keep=lambda payload: True):
+async def _payloads(names, *, keep=lambda payload: True):
     async for message in group_messages(names):
-        if message.get("type") != STREAM_MESSAGE:
+        if message.get("type") == STREAM_MESSAGE and keep(message["payload"]):
+            yield message["payload"]
+
+
+async def _stream(kind: str, tenant_id: int, stream_id: str, group: str):
+    """A completion or request stream: what it published before the subscription (its backlog), then live,
+    by `seq`, until its `done` message."""
+
+    async def backlog():
+        for payload in await stream_backlog.read(kind, tenant_id, stream_id):
+            yield {"type": STREAM_MESSAGE, "payload": payload}
+
+    last = 0
+    async for message in group_messages([group], joined=backlog):
+        if message.get("type") != STREAM_MESSAGE or message["payload"].get("seq", 0) <= last:
             continue
         payload = message["payload"]
-        if keep(payload):
-            yield payload
-        if until_done and payload.get("done"):
+        last = payload["seq"]
+        yield payload
+        if payload.get("done"):
             return
 
 
@@ -103,10 +117,11 @@ class Subscription(graphene.ObjectType):
     async def subscribe_llm_stream(root, info, request_id):
         context = _principal(info, "read", "inference")
         await stream_owners.check("llm", request_id, context.tenant.id, "request")
-        return _payloads([groups.llm(context.tenant.id, request_id)], until_done=True)
+        return _stream("llm", context.tenant.id, request_id, groups.llm(context.tenant.id, request_id))
 
     @staticmethod
     async def subscribe_completion_stream(root, info, completion_id):
         context = _principal(info, "read", "inference")
         await stream_owners.check("completion", completion_id, context.tenant.id, "completion")
-        return _payloads([groups.completion(context.tenant.id, completion_id)], until_done=True)
+        return _stream("completion", context.tenant.id, completion_id,
+                       groups.completion(context.tenant.id, completion_id))
