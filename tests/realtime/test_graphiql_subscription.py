@@ -4,9 +4,10 @@ browser's own graphql-ws client, our /graphql socket, the session cookie, live w
 from __future__ import annotations
 
 import shutil
-import urllib.parse
 
 import pytest
+
+from tests.graphiql_browser import graphiql_running
 
 from .conftest import committed, fire, new_instance
 
@@ -15,8 +16,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.slow,
 
 
 def test_graphiql_runs_a_subscription_with_the_session(world):
-    from playwright.sync_api import sync_playwright
-
     from apps.tenants.models import Membership
     from tests import factories
 
@@ -25,23 +24,12 @@ def test_graphiql_runs_a_subscription_with_the_session(world):
     base = world["server"].graphql_url
     query = 'subscription { workflowEvents(workflowId: "document_review") { id eventType tokenId } }'
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
-            page = browser.new_page()
-            page.goto(f"{base}/admin/login/?next=/admin/")
-            page.fill("#id_username", user.username)
-            page.fill("#id_password", "pw")
-            page.click("input[type=submit]")
-            page.wait_for_url(f"{base}/admin/")
-            page.goto(f"{base}/graphql#query={urllib.parse.quote(query)}")
-            page.wait_for_selector(".graphiql-execute-button", timeout=20000)
-            page.click(".graphiql-execute-button")
+        with graphiql_running(base, user.username, query, path="/graphql") as page:
             page.wait_for_timeout(1500)  # the socket opens and subscribes
             _, token = new_instance(world["tenant"])
             fire(world["tenant"], token, "submit")
             page.wait_for_function("document.body.innerText.includes('transition_fired')", timeout=20000)
             text = page.inner_text(".result-window")
-            browser.close()
     finally:
         committed(user.delete)
     assert str(token.id) in text and "transition_fired" in text
