@@ -306,8 +306,13 @@ def channel_layers(redis_url: str | None) -> dict:
         # channels-redis reads with BZPOPMIN for 5 s at a time; redis-py 8's default 5 s socket timeout would end
         # that read with a TimeoutError (every idle subscriber failing after 5 s), so reads get longer.
         host = {"address": redis_url, "socket_timeout": 30}
-        return {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [host]}}}
-    return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+        return {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                            "CONFIG": {"hosts": [host], "capacity": CHANNEL_CAPACITY}}}
+    return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": CHANNEL_CAPACITY}}}
+
+
+# Messages a subscriber's channel holds before the layer drops for it (a relay batch is up to 500 events).
+CHANNEL_CAPACITY = 1000
 
 
 def cache_settings(redis_url: str | None) -> dict:
