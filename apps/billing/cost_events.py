@@ -30,7 +30,8 @@ def wanted() -> bool:
     return bool(_publishers)
 
 
-def _publish(events: list[dict]) -> None:
+def publish(events: list[dict]) -> None:
+    """Hand `events` to every publisher now (after the commit that recorded them); never raises."""
     for publisher in list(_publishers):
         try:
             publisher(events)
@@ -40,7 +41,7 @@ def _publish(events: list[dict]) -> None:
 
 def publish_on_commit(events: list[dict]) -> None:
     if events and _publishers:
-        transaction.on_commit(lambda: _publish(events))
+        transaction.on_commit(lambda: publish(events))
 
 
 def usage_events(records) -> list[dict]:

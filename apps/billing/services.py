@@ -81,9 +81,14 @@ def budget_alert_record(budget_id: int, period_start: datetime, threshold, spent
                    extra={"cb": {"event": "budget_alert", "budget": budget.id, "tenant": budget.tenant_id,
                                  "threshold": float(threshold), "spent": str(spent), "limit": str(budget.limit),
                                  "period_start": period_start.isoformat()}})
-    if budget.webhook_url:
-        transaction.on_commit(lambda: budget_alert_webhook.delay(alert.id))
-    cost_events.publish_on_commit([cost_events.alert_event(alert, budget)])
+    event = cost_events.alert_event(alert, budget)
+
+    def committed():
+        cost_events.publish([event])  # costUpdates subscribers; never raises
+        if budget.webhook_url:
+            budget_alert_webhook.delay(alert.id)
+
+    transaction.on_commit(committed)
     return alert
 
 

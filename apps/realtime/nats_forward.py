@@ -81,12 +81,16 @@ async def publish(messages: list[dict]) -> None:
         await client.close()
 
 
-def forward_pending(*, limit: int = BATCH) -> int:
-    """Forward one batch past the cursor; returns how many (0 when NATS is not configured)."""
+def forward_pending(*, limit: int = BATCH, wait: bool = True) -> int:
+    """Forward one batch past the cursor; returns how many (0 when NATS is not configured, or without `wait`
+    when another forwarder holds the cursor)."""
     if not enabled():
         return 0
+    RelayCursor.objects.get_or_create(name=cursor_name())
     with transaction.atomic():
-        cursor, _ = RelayCursor.objects.select_for_update().get_or_create(name=cursor_name())
+        cursor = RelayCursor.objects.select_for_update(skip_locked=not wait).filter(name=cursor_name()).first()
+        if cursor is None:
+            return 0
         rows = list(PublishedEvent.objects.filter(seq__gt=cursor.seq).select_related("event").order_by("seq")[:limit])
         if not rows:
             return 0

@@ -35,11 +35,17 @@ RELAY_LOCK_KEY = 0x63627265  # "cbre": the advisory lock that serialises publish
 _mutex = threading.Lock()
 
 
-def relay_lock() -> None:
-    """Inside a transaction: wait for the cross-process relay lock (released at commit or rollback)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+def relay_lock(*, wait: bool = True) -> bool:
+    """Inside a transaction: take the cross-process relay lock (released at commit or rollback); without
+    `wait`, False when another relay holds it."""
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        if wait:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [RELAY_LOCK_KEY])
+            return True
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [RELAY_LOCK_KEY])
+        return cursor.fetchone()[0]
 
 
 async def send_to_groups(messages: list[dict]) -> None:
@@ -49,10 +55,21 @@ async def send_to_groups(messages: list[dict]) -> None:
             await layer.group_send(group, {"type": LAYER_TYPE, "event": message})
 
 
-def publish_pending(*, limit: int = BATCH) -> int:
-    """Publish one batch of committed, unpublished events; returns how many."""
-    with _mutex, transaction.atomic():
-        relay_lock()
+def publish_pending(*, limit: int = BATCH, wait: bool = True) -> int:
+    """Publish one batch of committed, unpublished events; returns how many. Without `wait` (a sweep), a batch
+    another relay is publishing right now counts as done (0)."""
+    if not _mutex.acquire(blocking=wait):
+        return 0
+    try:
+        return _publish_batch(limit, wait)
+    finally:
+        _mutex.release()
+
+
+def _publish_batch(limit: int, wait: bool) -> int:
+    with transaction.atomic():
+        if not relay_lock(wait=wait):
+            return 0
         events = list(WorkflowEvent.objects.filter(published_at__isnull=True).order_by("id")[:limit])
         if not events:
             return 0
@@ -63,11 +80,11 @@ def publish_pending(*, limit: int = BATCH) -> int:
     return len(events)
 
 
-def publish_all(*, limit: int = BATCH) -> int:
+def publish_all(*, limit: int = BATCH, wait: bool = True) -> int:
     """Every committed, unpublished event (batch after batch)."""
     total = 0
     while True:
-        count = publish_pending(limit=limit)
+        count = publish_pending(limit=limit, wait=wait)
         total += count
         if count < limit:
             return total

@@ -8,8 +8,9 @@ in-memory layer of the embedded default needs (its queues belong to the loop the
 
 Elsewhere (Celery workers, commands, tests) the first listener call starts the same task on a loop in a daemon
 thread of its own, without the sweep (the web processes and the beat task sweep): committing threads only wake
-it, so a burst of commits costs one batch, not one locked transaction each. With the in-memory layer nothing
-is started there: its subscribers live in the web process, whose sweep picks the rows up."""
+it, so a burst of commits costs one batch, not one locked transaction each (`REALTIME_RELAY_OUTSIDE_WEB=inline`
+publishes in the committing thread instead: the tests' choice). With the in-memory layer nothing is started
+there: its subscribers live in the web process, whose sweep picks the rows up."""
 
 from __future__ import annotations
 
@@ -96,19 +97,20 @@ class RelayLoop:
                 log.exception("event relay batch failed; retrying at the next sweep")
 
 
-def drain() -> int:
-    """Publish every committed, unpublished event, then forward to NATS; returns how many were published."""
-    published = relay.publish_all()
-    while nats_forward.forward_pending() == nats_forward.BATCH:
+def drain(*, wait: bool = True) -> int:
+    """Publish every committed, unpublished event, then forward to NATS; returns how many were published.
+    Without `wait` (the beat's sweep), a relay already at work elsewhere is left to it."""
+    published = relay.publish_all(wait=wait)
+    while nats_forward.forward_pending(wait=wait) == nats_forward.BATCH:
         pass
     return published
 
 
-def drain_fresh() -> int:
+def drain_fresh(*, wait: bool = True) -> int:
     """`drain` on a thread of its own: connections checked before and released after."""
     close_old_connections()
     try:
-        return drain()
+        return drain(wait=wait)
     finally:
         close_old_connections()
 
@@ -120,6 +122,12 @@ def on_events_committed(events) -> None:
     """The outbox listener (registered by `RealtimeConfig.ready`): wakes this process's relay."""
     if not relay_loop.running:
         if isinstance(get_channel_layer(), InMemoryChannelLayer):
+            return
+        if settings.REALTIME_RELAY_OUTSIDE_WEB == "inline":
+            # On a connection of its own (the caller's keeps only its own statements), waited for.
+            publisher = threading.Thread(target=drain_fresh, name="realtime-relay-inline")
+            publisher.start()
+            publisher.join()
             return
         relay_loop.start_in_thread()
     relay_loop.wake()

@@ -62,6 +62,10 @@ NATS_STREAM = env.str("NATS_STREAM", default=_EVENTS_STREAM)
 NATS_SUBJECT_PREFIX = env.str("NATS_SUBJECT_PREFIX", default="cb")
 # How often each web process (and the beat task) looks for outbox rows no listener published.
 REALTIME_RELAY_SWEEP_SECONDS = env.float("REALTIME_RELAY_SWEEP_SECONDS", default=2.0, minimum=0.1)
+# Outside the web process (Celery workers, commands), events are relayed by a daemon thread the commits wake
+# (`thread`), or before the committing thread goes on (`inline`: what the tests use, so no relay runs behind a
+# test's back while it truncates tables).
+REALTIME_RELAY_OUTSIDE_WEB = env.choice("REALTIME_RELAY_OUTSIDE_WEB", default="thread", choices=("thread", "inline"))
 
 # --- Routing, limits, resilience ---------------------------------------------------------------
 DEFAULT_ROUTING_STRATEGY = env.choice("DEFAULT_ROUTING_STRATEGY", default="balanced", choices=ROUTING_STRATEGIES)
