@@ -1,13 +1,23 @@
 """The GraphQL schema: each app contributes `<App>Queries` / `<App>Mutations`, assembled here.
 
-Apps still to come (agents, functions) add their classes to QUERIES / MUTATIONS; the realtime app adds
-`Subscription`. Field names follow the product documents (llmProviders, costAnalytics, setBudget, …).
+The realtime app adds `Subscription`. The agents app fills `WorkflowInstance.agents` (registered here: the
+workflows layer may not import it). Field names follow the product documents (llmProviders, costAnalytics,
+setBudget, createAgent, …).
 """
 
 import graphene
 
+from apps.agents.graphql.mutations.agent_create import CreateAgent
+from apps.agents.graphql.mutations.agent_execute import ExecuteAgent
+from apps.agents.graphql.mutations.place_agent_create import CreatePlaceAgentConfig
+from apps.agents.graphql.mutations.place_agents_trigger import TriggerPlaceAgents
+from apps.agents.graphql.queries import AgentsQueries
+from apps.agents.selectors import instance_agents
 from apps.billing.graphql.mutations.budget_set import SetBudget
 from apps.billing.graphql.queries import BillingQueries
+from apps.functions.graphql.mutations.function_create import CreateFunction
+from apps.functions.graphql.mutations.function_execute import ExecuteFunction
+from apps.functions.graphql.queries import FunctionsQueries
 from apps.providers.graphql.mutations.llm_provider_configure import ConfigureLlmProvider
 from apps.providers.graphql.queries import ProvidersQueries
 from apps.realtime.graphql.subscriptions import Subscription
@@ -23,6 +33,7 @@ from apps.workflows.graphql.mutations.token_create import CreateResource, Create
 from apps.workflows.graphql.mutations.transition_fire import ExecuteActivity, FireTransition
 from apps.workflows.graphql.mutations.workflow_create import CreateWorkflow
 from apps.workflows.graphql.queries import WorkflowsQueries
+from apps.workflows.graphql.types import register_instance_agents
 
 
 class ProvidersMutations(graphene.ObjectType):
@@ -53,8 +64,23 @@ class SystemMutations(graphene.ObjectType):
     create_completion = CreateCompletion.Field()
 
 
-QUERIES = (SystemQueries, ProvidersQueries, BillingQueries, RulesQueries, WorkflowsQueries)
-MUTATIONS = (SystemMutations, ProvidersMutations, BillingMutations, RulesMutations, WorkflowsMutations)
+class AgentsMutations(graphene.ObjectType):
+    create_agent = CreateAgent.Field()
+    create_place_agent_config = CreatePlaceAgentConfig.Field()
+    execute_agent = ExecuteAgent.Field()
+    trigger_place_agents = TriggerPlaceAgents.Field()
+
+
+class FunctionsMutations(graphene.ObjectType):
+    create_function = CreateFunction.Field()
+    execute_function = ExecuteFunction.Field()
+
+
+QUERIES = (SystemQueries, ProvidersQueries, BillingQueries, RulesQueries, WorkflowsQueries, AgentsQueries,
+           FunctionsQueries)
+MUTATIONS = (SystemMutations, ProvidersMutations, BillingMutations, RulesMutations, WorkflowsMutations,
+             AgentsMutations, FunctionsMutations)
+register_instance_agents(instance_agents)
 
 
 class Query(*QUERIES, graphene.ObjectType):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from apps.core.access import tenant_row_access
 from apps.core.errors import NotFound
 
-from .models import Budget, CostRule
+from .models import Budget, CostRule, RequestLog
 
 
 def budget_access_by_id(tenant, budget_id, *, for_write: bool = False) -> Budget:
@@ -25,3 +25,12 @@ def cost_rule_access_by_id(tenant, rule_id, *, for_write: bool = False, staff: b
                                  for_write=for_write, staff=staff, label="cost rule")
     except NotFound:
         raise NotFound("No such cost rule.") from None  # the same body whatever id was probed
+
+
+def request_log_access_by_id(tenant, request_id) -> RequestLog:
+    """A request log by its request id; logs always belong to a tenant and are never written through the API."""
+    try:
+        return tenant_row_access(RequestLog.objects.select_related("usage"), request_id, tenant=tenant,
+                                 shared_globals=False, label="request log")
+    except NotFound:
+        raise NotFound("No such request log.") from None  # the same body whatever id was probed

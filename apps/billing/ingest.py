@@ -22,9 +22,9 @@ from django.db.models import Q
 from apps.core import redis as cb_redis
 from apps.tenants.models import ApiKey, Tenant
 
-from . import cost_events
+from . import cost_events, request_logs
 from .ledger_stream import GROUP, INFLIGHT_LOST, STREAM
-from .models import UsageRecord
+from .models import RequestLog, UsageRecord
 
 logger = logging.getLogger(__name__)
 
@@ -59,21 +59,36 @@ def _record(entry: dict) -> UsageRecord:
 
 
 def ingest_entries(payloads: list[bytes]) -> int:
-    """Insert entries (JSON) into the ledger; duplicates by request id are ignored. Returns rows offered."""
+    """Insert entries (JSON) into the ledger; duplicates by request id are ignored. Returns rows offered.
+    An entry carrying `log` (its tenant or key opted in to request logs) also becomes a `RequestLog`."""
     records = []
+    logged: list[tuple[UsageRecord, str]] = []
     for payload in payloads:
         try:
-            records.append(_record(orjson.loads(payload)))
+            entry = orjson.loads(payload)
+            records.append(_record(entry))
         except (ValueError, KeyError, TypeError) as exc:
             logger.error("malformed usage entry skipped (%s): %r", type(exc).__name__, payload[:500])
+            continue
+        if isinstance(entry.get("log"), str):
+            logged.append((records[-1], entry["log"]))
     _drop_deleted_owners(records)
     with transaction.atomic():
         _supersede_estimates(records)
         UsageRecord.objects.bulk_create(records, ignore_conflicts=True, batch_size=BATCH)
         _touch_keys(records)
+        if logged:
+            _request_logs(logged)
         if cost_events.wanted():  # costUpdates subscribers; a row already recorded may be announced again
             cost_events.publish_on_commit(cost_events.usage_events(records))
     return len(records)
+
+
+def _request_logs(logged: list[tuple[UsageRecord, str]]) -> None:
+    tenants = Tenant.objects.in_bulk({record.tenant_id for record, _ in logged if record.tenant_id is not None})
+    logs = [request_logs.build(record, payload, tenants[record.tenant_id])
+            for record, payload in logged if record.tenant_id in tenants]
+    RequestLog.objects.bulk_create(logs, ignore_conflicts=True, batch_size=BATCH)
 
 
 def _drop_deleted_owners(records: list[UsageRecord]) -> None:

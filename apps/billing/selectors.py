@@ -9,7 +9,7 @@ from django.db.models import Max, Q, QuerySet, Sum
 
 from apps.providers.models import Provider
 
-from .models import Budget, BudgetAlert, CostRule, UsageRecord
+from .models import Budget, BudgetAlert, CostRule, RequestLog, UsageRecord
 from .periods import period_bounds
 
 ZERO = Decimal(0)
@@ -17,6 +17,22 @@ ZERO = Decimal(0)
 
 def budget_list(*, tenant) -> QuerySet[Budget]:
     return Budget.objects.filter(tenant=tenant).select_related("api_key")
+
+
+def request_log_list(*, tenant, api_key_id: int | None = None, model: str | None = None, status: int | None = None,
+                     since: datetime | None = None, until: datetime | None = None) -> QuerySet[RequestLog]:
+    rows = RequestLog.objects.filter(tenant=tenant).select_related("usage")
+    if api_key_id is not None:
+        rows = rows.filter(usage__api_key_id=api_key_id)
+    if model:
+        rows = rows.filter(Q(usage__model_served=model) | Q(usage__model_requested=model))
+    if status is not None:
+        rows = rows.filter(usage__status=status)
+    if since is not None:
+        rows = rows.filter(created_at__gte=since)
+    if until is not None:
+        rows = rows.filter(created_at__lt=until)
+    return rows
 
 
 def budget_ledger_filter(budget: Budget) -> Q:

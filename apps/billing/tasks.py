@@ -5,12 +5,12 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import DatabaseError
 
-from . import services
+from . import request_logs, services
 from .alert_webhooks import budget_alert_webhook
 from .budget_outcomes import AlertDue
 from .ledger_inflight import reconcile_inflight as reconcile_inflight_markers
 
-__all__ = ["budget_alert_webhook", "reconcile_inflight", "record_budget_alerts"]
+__all__ = ["budget_alert_webhook", "purge_request_logs", "reconcile_inflight", "record_budget_alerts"]
 
 
 @shared_task(name="billing.record_budget_alerts", autoretry_for=(DatabaseError,), retry_backoff=2,
@@ -26,3 +26,10 @@ def record_budget_alerts(alerts: list[dict]) -> int:
 def reconcile_inflight() -> int:
     """Bill requests a killed web process never finished, at their estimated cost (beat: every minute)."""
     return reconcile_inflight_markers()
+
+
+@shared_task(name="billing.purge_request_logs", ignore_result=True, autoretry_for=(Exception,), retry_backoff=True,
+             max_retries=5)
+def purge_request_logs() -> int:
+    """Request logs past their tenant's retention (beat, hourly)."""
+    return request_logs.purge_expired()

@@ -13,7 +13,7 @@ from .errors import InvalidRequest
 from .graphql_limits import LIST_DEFAULT, MAX_PAGE, page_bounds
 
 __all__ = ["JSON", "LIST_DEFAULT", "MAX_PAGE", "batched", "json_object", "mutation", "page_arguments", "paged",
-           "reader", "remember", "request_cache"]
+           "reader", "refuse_nul_characters", "remember", "request_cache"]
 
 
 class JSON(GenericScalar):
@@ -104,3 +104,32 @@ def batched(info, kind: str, what: str, row, load):
     if row.pk not in values:
         values.update(load([r for pk, r in rows.items() if pk not in values]))
     return values[row.pk]
+
+
+def refuse_nul_characters(next_, root, info, **args):
+    """graphene middleware: a NUL character in any argument (PostgreSQL stores none, in text or JSON) is the
+    client's error, named, not a database error."""
+    if args:
+        path = _nul_path(args)
+        if path is not None:
+            raise InvalidRequest(f"`{path}` contains a NUL character (\\u0000), which cannot be stored.",
+                                 param=path, code="invalid_character")
+    return next_(root, info, **args)
+
+
+def _nul_path(value, path: str = "") -> str | None:
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in str(key):
+                return f"{path}.{key!s}".strip(".").replace("\x00", "\\u0000")
+            found = _nul_path(item, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _nul_path(item, f"{path}.{index}")
+            if found is not None:
+                return found
+    return None

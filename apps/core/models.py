@@ -7,3 +7,17 @@ class TimeStampedModel(models.Model):
 
     class Meta:
         abstract = True
+
+
+class ExecutionStatus(models.TextChoices):
+    """The original's run statuses, shared by agent and function executions."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+
+
+FINISHED = (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT, ExecutionStatus.CANCELLED)

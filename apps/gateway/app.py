@@ -1,7 +1,8 @@
 """The /v1 gateway: a lean ASGI app. No Django request handling, no ORM query per request.
 
 It only dispatches: a path to its handler (`handlers/`), the concurrency cap, and one rendering of every
-error as OpenAI's error body. The process's state lives in `GatewayRuntime`; the chat pipeline in `pipeline`.
+error as OpenAI's error body (Anthropic's on /v1/messages). The process's state lives in `GatewayRuntime`;
+the chat pipeline in `pipeline`.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from django.conf import settings
 from apps.core.errors import ApiError, InternalError, MethodNotAllowed, NotFound, ServiceUnavailable
 
 from . import metrics, pipeline
+from .anthropic_ingress.responses import error_body as anthropic_error_body
 from .context import RequestContext
 from .handlers import Call
 from .handlers.chat import chat_completions
 from .handlers.completions import completions
 from .handlers.embeddings import embeddings
+from .handlers.messages import count_tokens, messages
 from .handlers.models import get_model, list_models
 from .handlers.responses import PREFIX as RESPONSES_PREFIX
 from .handlers.responses import create_response, delete_response, get_response
@@ -30,17 +33,21 @@ logger = logging.getLogger("apps.gateway")
 
 ROUTES = {("POST", "/v1/chat/completions"): chat_completions, ("POST", "/v1/embeddings"): embeddings,
           ("POST", "/v1/completions"): completions, ("GET", "/v1/models"): list_models,
-          ("POST", "/v1/responses"): create_response}
+          ("POST", "/v1/responses"): create_response,
+          ("POST", "/v1/messages"): messages, ("POST", "/v1/messages/count_tokens"): count_tokens}
 # Paths under a prefix: the object's id follows it.
 PREFIXED = {("GET", "/v1/models/"): get_model, ("GET", RESPONSES_PREFIX): get_response,
             ("DELETE", RESPONSES_PREFIX): delete_response}
 # Endpoints whose requests are routed, metered and recorded in the ledger (the model listing is not).
 ENDPOINTS = {"/v1/chat/completions": "chat.completions", "/v1/embeddings": "embeddings",
-             "/v1/completions": "completions", "/v1/responses": "responses"}
+             "/v1/completions": "completions", "/v1/responses": "responses", "/v1/messages": "messages"}
+# Paths whose errors take Anthropic's shape (`{"type": "error", "error": {"type", "message"}}`).
+ANTHROPIC_PATHS = ("/v1/messages", "/v1/messages/count_tokens")
 PREFLIGHT_HEADERS = [(b"access-control-allow-origin", b"*"),
                      (b"access-control-allow-methods", b"GET, POST, DELETE, OPTIONS"),
                      (b"access-control-allow-headers", b"authorization, content-type, api-key, x-api-key, "
-                                                       b"openai-organization, openai-project, x-stainless-*"),
+                                                       b"openai-organization, openai-project, x-stainless-*, "
+                                                       b"anthropic-version, anthropic-beta"),
                      (b"access-control-max-age", b"86400")]
 
 
@@ -77,8 +84,13 @@ class GatewayApp:
         respond.add_header("x-cb-request-id", request_id)
         ctx: RequestContext | None = None
         error_code = None
+        path = scope.get("path", "").rstrip("/")
+        render = None
+        if path in ANTHROPIC_PATHS:
+            render = anthropic_error_body
+            respond.add_header("request-id", request_id)  # where Anthropic's SDKs look for it
         try:
-            method, path = scope["method"], scope["path"].rstrip("/")
+            method = scope["method"]
             if method == "OPTIONS":
                 return await self._preflight(send)
             snapshot = await rt.ready()
@@ -107,7 +119,7 @@ class GatewayApp:
                 for name, value in {**ctx.response_headers, **ctx.headers()}.items():
                     respond.add_header(name, value)
             if not respond.started:
-                await respond.error(error)
+                await respond.error(error, render)
         except Exception:
             error_code = "internal_error"
             if ctx is not None:
@@ -115,7 +127,7 @@ class GatewayApp:
             logger.exception("gateway error on %s %s (request %s)", scope.get("method"), scope.get("path"),
                              request_id)
             if not respond.started:
-                await respond.error(InternalError("The server had an error while processing your request."))
+                await respond.error(InternalError("The server had an error while processing your request."), render)
         finally:
             if ctx is not None:
                 if not ctx.finalized:  # the client left before the last bytes: record what happened

@@ -75,6 +75,13 @@ async def close() -> None:
         runtime.loop = None
 
 
+def _priced(ctx: RequestContext, usage: dict | None) -> None:
+    """In-process callers (agents) get the cost the ledger records, as OpenRouter's `usage.cost` (a decimal
+    string: exact). /v1 answers are not changed."""
+    if isinstance(usage, dict) and ctx.chosen is not None:
+        usage["cost"] = str(cost_of(ctx.chosen.model, usage))
+
+
 def _tenant_id(tenant) -> int:
     return tenant if isinstance(tenant, int) else tenant.id
 
@@ -124,6 +131,7 @@ async def complete(tenant, request: dict, *, api_key_id: int | None = None, user
                                             request_id=request_id, stream=False)
         result = await pipeline.chat(rt, ctx, body, ordered)
         status = 200
+        _priced(ctx, result.get("usage"))
         return result
     except ApiError as error:
         status = error.status
@@ -162,7 +170,7 @@ async def stream(tenant, request: dict, *, api_key_id: int | None = None, user: 
     rt = _runtime()
     ctx = None
     status, opened = 499, time.perf_counter()
-    include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
+    include_usage = pipeline.wants_stream_usage(request)
     try:
         ctx, body, ordered = await _prepare(rt, tenant, request, api_key_id=api_key_id, user=user, project=project,
                                             workflow_id=workflow_id, agent_id=agent_id, routing=routing,
@@ -177,6 +185,7 @@ async def stream(tenant, request: dict, *, api_key_id: int | None = None, user: 
                     chunk["provider"] = label
                     if not pipeline.note_chunk(ctx, chunk):
                         if include_usage:
+                            _priced(ctx, chunk.get("usage"))
                             yield chunk
                         continue
                     yield chunk if include_usage or "usage" not in chunk else {

@@ -16,6 +16,7 @@ from django.conf import settings
 from apps.providers.route_options import RouteOptions
 
 from . import prompt_tokens
+from .costs import cost_of
 from .health_cache import HealthCache, Ticket
 from .resolve import Candidate
 from .snapshot import KeyInfo
@@ -62,6 +63,11 @@ class RequestContext:
     streamed: bool = False
     streamed_text: list = field(default_factory=list)  # content relayed so far, to count when usage is missing
     finalized: bool = False
+    hide_reasoning: bool = False  # OpenRouter's reasoning.exclude: the model's reasoning text is not relayed
+    result: dict | None = None  # the JSON answer
+    request_log: dict | None = None  # the request body when its tenant or key keeps request logs, else None
+    _cost: object = None  # cost_for's cache: the cost of the usage object `_cost_of`
+    _cost_of: dict | None = None
     # admission state, settled when the request ends
     response_headers: dict[str, str] = field(default_factory=dict)  # rate-limit headers for /v1 clients
     rates: list = field(default_factory=list)  # open rate-limit admissions: (limits, estimated tokens, lease)
@@ -102,6 +108,19 @@ class RequestContext:
             "duration_ms": round((time.perf_counter() - self.started) * 1000, 2),
             "overhead_ms": round(self.overhead_ms(), 2),
         }})
+
+    def cost_for(self, usage: dict | None):
+        """`costs.cost_of` on the chosen model, computed once per usage object (the answer's `usage.cost`, the
+        ledger record and the metrics all ask for it)."""
+        if self.chosen is None or not usage:
+            return 0
+        if self._cost_of is not usage:
+            self._cost, self._cost_of = cost_of(self.chosen.model, usage), usage
+        return self._cost
+
+    def usage_cost(self, usage: dict) -> float:
+        """OpenRouter's `usage.cost`: what the ledger will record for this usage, in USD."""
+        return float(self.cost_for(usage))
 
     # ---- the usage ledger's record ------------------------------------------------------------------------
     def final_usage(self) -> tuple[dict | None, bool]:

@@ -107,10 +107,11 @@ class Responder:
         await self.send({"type": "http.response.start", "status": status, "headers": self._headers(JSON, len(payload))})
         await self.send({"type": "http.response.body", "body": payload})
 
-    async def error(self, error: ApiError) -> None:
+    async def error(self, error: ApiError, render=None) -> None:
+        """OpenAI's error body, or what `render(error)` makes of it (another ingress's shape)."""
         for name, value in error.headers.items():
             self.add_header(name, value)
-        await self.json(error.status, error.body())
+        await self.json(error.status, render(error) if render is not None else error.body())
 
     async def start_sse(self) -> None:
         self.started = True

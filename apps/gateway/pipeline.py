@@ -6,24 +6,26 @@ from __future__ import annotations
 
 import time
 
+import orjson
 from django.conf import settings
 
 from apps.core.errors import InvalidRequest
 from apps.providers.adapters import registry
 from apps.providers.adapters.base import ChunkFactory, Target
+from apps.providers.route_options import request_needs
 
-from . import metrics
+from . import metrics, middle_out
 from .attempts import attempt
 from .context import RequestContext
-from .costs import cost_of
 from .planning import candidates_for, plan, routing_options
 from .prompt_tokens import LazyPromptTokens
+from .redaction import scrub
 from .resolve import Candidate
 from .runtime import GatewayRuntime
 from .snapshot import Snapshot
 
 # Fields of our own (and OpenRouter's) that must not reach an upstream.
-GATEWAY_FIELDS = ("circuit_breaker", "models", "route", "provider", "transforms")
+GATEWAY_FIELDS = ("circuit_breaker", "models", "route", "provider", "transforms", "plugins", "usage")
 
 
 def upstream_body(body: dict, target: Target) -> dict:
@@ -51,9 +53,16 @@ async def prepare_chat(rt: GatewayRuntime, ctx: RequestContext, snapshot: Snapsh
     await rt.rate_limits.admit(ctx, snapshot, body)
     if body.get("stream") is True and not settings.OPENAI_ENABLE_STREAMING:
         raise InvalidRequest("Streaming is disabled on this server.", param="stream", code="streaming_disabled")
+    reasoning = body.get("reasoning")
+    ctx.hide_reasoning = isinstance(reasoning, dict) and reasoning.get("exclude") is True
+    if (ctx.key is not None and ctx.key.request_logging) or (
+            (tenant := snapshot.tenants.get(ctx.tenant_id)) is not None and tenant.request_logging):
+        ctx.request_log = body  # the request as the client sent it (request logs: the tenant or key opted in)
     body, options = routing_options(snapshot, ctx.tenant_id, body)
     options = await rt.cost_rules.admit(ctx, snapshot, body, options)
     candidates, tiers = candidates_for(snapshot, ctx.tenant_id, options, mode="chat")
+    if body.get("transforms"):
+        body = ctx.body = middle_out.fit(body, candidates, request_needs(body).max_output or 0)
     ordered = await plan(ctx, body, options, candidates, tiers=tiers, snapshot=snapshot)
 
     async def replan(body: dict, cheaper) -> list[Candidate]:
@@ -98,21 +107,30 @@ async def chat(rt: GatewayRuntime, ctx: RequestContext, body: dict, ordered: lis
         return await rt.upstream.chat(adapter, target, upstream_body(body, target), timeout=timeout,
                                       secrets=provider_secrets(candidate))
 
-    result = await attempt(ctx, ordered, call)
-    ctx.usage = result.get("usage")
+    result = ctx.result = await attempt(ctx, ordered, call)
+    usage = ctx.usage = result.get("usage")
+    if isinstance(usage, dict):
+        usage["cost"] = ctx.usage_cost(usage)  # OpenRouter's usage.cost, USD
+    if ctx.hide_reasoning:
+        for choice in result.get("choices") or ():
+            (choice.get("message") or {}).pop("reasoning", None)
     result["provider"] = ctx.chosen.provider.name or ctx.chosen.provider.slug  # as OpenRouter answers
     return result
 
 
-async def open_chat_stream(rt: GatewayRuntime, ctx: RequestContext, body: dict, ordered: list[Candidate]):
+async def open_chat_stream(rt: GatewayRuntime, ctx: RequestContext, body: dict, ordered: list[Candidate], *,
+                           open_batches=None):
     """The first batch of chunks and the iterator of the rest. Fail over happens only before the first byte
     reaches the client, so an attempt includes the first chunk. The chosen deployment's outcome is left for
-    the caller to record (`ctx.ticket`) when the stream ends."""
+    the caller to record (`ctx.ticket`) when the stream ends. `open_batches(candidate, target, timeout)`
+    replaces the adapter's translated stream (the Anthropic ingress relays Anthropic's own events)."""
     async def call(candidate: Candidate, target: Target, timeout: float):
-        adapter = registry.get(candidate.provider.type)
-        batches = rt.upstream.chat_stream_batches(adapter, target, upstream_body(body, target),
-                                                  ChunkFactory(target.model), timeout=timeout,
-                                                  secrets=provider_secrets(candidate))
+        if open_batches is not None:
+            batches = open_batches(candidate, target, timeout)
+        else:
+            batches = rt.upstream.chat_stream_batches(registry.get(candidate.provider.type), target,
+                                                      upstream_body(body, target), ChunkFactory(target.model),
+                                                      timeout=timeout, secrets=provider_secrets(candidate))
         try:
             first = await anext(batches)
         except StopAsyncIteration:
@@ -128,16 +146,27 @@ async def open_chat_stream(rt: GatewayRuntime, ctx: RequestContext, body: dict, 
     return batches, first
 
 
+def wants_stream_usage(body: dict) -> bool:
+    """The final usage chunk: OpenAI's `stream_options.include_usage`, or OpenRouter's `usage.include`."""
+    options, usage = body.get("stream_options"), body.get("usage")
+    return bool((isinstance(options, dict) and options.get("include_usage"))
+                or (isinstance(usage, dict) and usage.get("include") is True))
+
+
 def note_chunk(ctx: RequestContext, chunk: dict) -> bool:
     """Track a relayed chunk (usage, text for counting when usage is missing). False for a usage-only chunk."""
     choices = chunk.get("choices")
     if chunk.get("usage") and not choices:
-        ctx.usage = chunk["usage"]
+        usage = ctx.usage = chunk["usage"]
+        usage["cost"] = ctx.usage_cost(usage)  # OpenRouter's usage.cost, USD
         return False
     if choices:
-        content = (choices[0].get("delta") or {}).get("content")
+        delta = choices[0].get("delta") or {}
+        content = delta.get("content")
         if content:
             ctx.streamed_text.append(content)
+        if ctx.hide_reasoning and "reasoning" in delta:
+            del delta["reasoning"]
     return True
 
 
@@ -148,11 +177,27 @@ async def finalize(rt: GatewayRuntime, ctx: RequestContext, status: int) -> None
     ctx.finalized = True
     usage, estimated = ctx.final_usage()
     ctx.usage = usage
-    cost = cost_of(ctx.chosen.model, usage) if ctx.chosen and usage else 0
-    await rt.ledger.append(ctx.usage_entry(status, usage, estimated, cost))
+    cost = ctx.cost_for(usage)
+    entry = ctx.usage_entry(status, usage, estimated, cost)
+    if ctx.request_log is not None:
+        entry["log"] = request_log(ctx)
+    await rt.ledger.append(entry)
     await rt.budgets.settle(ctx, usage)
     await rt.cost_rules.settle(ctx, cost)
     await rt.rate_limits.settle(ctx, usage)
+
+
+def request_log(ctx: RequestContext) -> str:
+    """The request and its answer (the JSON answer, or what a stream relayed), as JSON text scrubbed of the
+    provider's credentials; billing's ingester redacts, truncates and stores it (apps/billing/request_logs.py)."""
+    if ctx.result is not None:
+        response = ctx.result
+    elif ctx.streamed:
+        response = {"streamed": True, "content": "".join(ctx.streamed_text), "usage": ctx.usage}
+    else:
+        response = {"error": ctx.error_code}
+    text = orjson.dumps({"request": ctx.request_log, "response": response}, default=str).decode()
+    return scrub(text, provider_secrets(ctx.chosen)) if ctx.chosen is not None else text
 
 
 def account(ctx: RequestContext, status: int, error_code: str | None) -> None:
@@ -162,5 +207,5 @@ def account(ctx: RequestContext, status: int, error_code: str | None) -> None:
         endpoint=ctx.endpoint, model=chosen.model.model_id if chosen else None,
         provider=chosen.provider.slug if chosen else None, status=status,
         duration_s=time.perf_counter() - ctx.started, ttft_s=ctx.ttft_s, usage=ctx.usage,
-        cost=cost_of(chosen.model, ctx.usage) if chosen and ctx.usage else None, error_type=error_code)
+        cost=ctx.cost_for(ctx.usage) if chosen and ctx.usage else None, error_type=error_code)
     ctx.log(status=status, error=error_code)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from apps.core.errors import InvalidRequest
 
+from .openrouter_fields import check_openrouter_fields
+
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 _NUMBER = (int, float)
 # Nesting deeper than this is refused (a 300-deep `metadata` once failed while encoding the upstream body: orjson
@@ -174,7 +176,12 @@ def _check_metadata(body: dict) -> None:
 def _check_common(body: dict) -> None:
     model = body.get("model")
     if model is None:
-        raise invalid("Missing required parameter: 'model'.", "model", "missing_required_parameter")
+        fallbacks = body.get("models")
+        if isinstance(fallbacks, list) and fallbacks and isinstance(fallbacks[0], str):
+            # OpenRouter: without `model`, the first of `models` is the requested model.
+            model = body["model"] = fallbacks[0]
+        else:
+            raise invalid("Missing required parameter: 'model'.", "model", "missing_required_parameter")
     if not isinstance(model, str) or not model.strip():
         raise _type_error("model", "a non-empty string")
     if len(model) > 256:
@@ -233,6 +240,8 @@ def validate_chat(body) -> dict:
     if body.get("logit_bias") is not None and not isinstance(body["logit_bias"], dict):
         raise _type_error("logit_bias", "an object")
     _check_tools(body)
+    if "reasoning" in body or "usage" in body or "transforms" in body or "plugins" in body:
+        check_openrouter_fields(body)
     functions = body.get("functions")
     if functions is not None and not isinstance(functions, list):
         raise _type_error("functions", "an array")

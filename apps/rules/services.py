@@ -102,6 +102,7 @@ def _save(rule: Rule) -> Rule:
         with transaction.atomic():
             rule.save()
     except IntegrityError:
-        raise Conflict(f"The tenant already has a rule named {rule.name!r}.", code="rule_exists",
-                       param="name") from None
+        # A taken name is the client's input error on `name` (the API's uniqueness rule: a 400 naming the field).
+        raise ValidationError({"name": ValidationError(f"The tenant already has a rule named {rule.name!r}.",
+                                                       code="unique")}) from None
     return rule

@@ -36,7 +36,7 @@ class ApiKeyForm(forms.ModelForm):
     class Meta:
         model = ApiKey
         fields = ["tenant", "name", "user", "user_label", "project_label", "scopes", "expires_at", "rate_limit_rpm",
-                  "rate_limit_tpm", "max_concurrent"]
+                  "rate_limit_tpm", "max_concurrent", "request_logging"]
 
     def clean_scopes(self):
         return validate_scopes(list(self.cleaned_data["scopes"]))
@@ -86,7 +86,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         fields = ["tenant", "name", "user", "user_label", "project_label", "scopes", "expires_at", "rate_limit_rpm",
-                  "rate_limit_tpm", "max_concurrent"]
+                  "rate_limit_tpm", "max_concurrent", "request_logging"]
         return fields if obj is None else [*fields, "hint", "revoked_at", "last_used_at", "created_at"]
 
     def save_model(self, request, obj, form, change):

@@ -28,6 +28,7 @@ class TenantInfo:
     active: bool
     routing_strategy: str
     limits: tuple = (None, None, None)  # rpm, tpm, concurrent for the whole tenant (None: no limit)
+    request_logging: bool = False  # store prompt and response bodies (request logs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,7 @@ class KeyInfo:
     user_label: str
     project_label: str
     limits: tuple = (None, None, None)  # rpm, tpm, concurrent overrides (None: the settings' default)
+    request_logging: bool = False  # request logs for this key whatever the tenant says
 
 
 def tenant_info(tenant: Tenant) -> TenantInfo:
@@ -49,6 +51,7 @@ def tenant_info(tenant: Tenant) -> TenantInfo:
         active=tenant.is_active,
         routing_strategy=tenant.default_routing_strategy,
         limits=(tenant.rate_limit_rpm, tenant.rate_limit_tpm, tenant.max_concurrent),
+        request_logging=tenant.request_logging,
     )
 
 
@@ -62,6 +65,7 @@ def key_info(key: ApiKey) -> KeyInfo:
         user_label=key.user_label,
         project_label=key.project_label,
         limits=(key.rate_limit_rpm, key.rate_limit_tpm, key.max_concurrent),
+        request_logging=key.request_logging,
     )
 
 

@@ -22,6 +22,7 @@ from graphene_django.views import GraphQLView, HttpError
 
 from apps.core.errors import ApiError
 from apps.core.graphql_errors import format_graphql_error
+from apps.core.graphql_fields import refuse_nul_characters
 from apps.core.graphql_limits import limit_rules
 
 from .graphql_auth import Principal, graphql_principal, presented_secret
@@ -65,6 +66,7 @@ class CbGraphQLView(GraphQLView):
     def __init__(self, **kwargs):
         kwargs.setdefault("validation_rules", limit_rules(max_depth=settings.GRAPHQL_MAX_DEPTH,
                                                           max_cost=settings.GRAPHQL_MAX_COST))
+        kwargs.setdefault("middleware", [refuse_nul_characters])
         super().__init__(**kwargs)
 
     def dispatch(self, request, *args, **kwargs):

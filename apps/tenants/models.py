@@ -1,11 +1,21 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
 from apps.core.models import TimeStampedModel
 from apps.core.vocabulary import ROUTING_STRATEGIES
+
+
+def validate_redact_rules(value) -> None:
+    """A list of key names or paths (`a.b[*].c`) of at most 256 characters each, 100 at most."""
+    if not isinstance(value, list) or len(value) > 100 or not all(
+            isinstance(rule, str) and 0 < len(rule) <= 256 for rule in value):
+        raise ValidationError("Expected a list of at most 100 key names or paths (non-empty strings of at most "
+                              "256 characters).")
 
 
 class Tenant(TimeStampedModel):
@@ -22,6 +32,14 @@ class Tenant(TimeStampedModel):
                                                  help_text="Tokens per minute for the whole tenant; blank: none.")
     max_concurrent = models.PositiveIntegerField(null=True, blank=True,
                                                  help_text="Concurrent requests for the whole tenant; blank: none.")
+    request_logging = models.BooleanField(
+        default=False, help_text="Store prompt and response bodies of every chat request (request logs).")
+    request_log_retention_days = models.PositiveIntegerField(
+        default=30, validators=[MinValueValidator(1)], help_text="Request logs are deleted after this many days.")
+    request_log_redact = models.JSONField(
+        default=list, blank=True, validators=[validate_redact_rules],
+        help_text='Redacted from request logs besides REQUEST_LOG_REDACT_KEYS: key names ("email") or paths '
+                  '("request.messages[*].content", "response.choices[*].message.content").')
 
     class Meta:
         ordering = ["slug"]
@@ -74,6 +92,9 @@ class ApiKey(models.Model):
                                                  help_text="Blank: RATE_LIMIT_TOKENS_PER_MINUTE; 0: unlimited.")
     max_concurrent = models.PositiveIntegerField(null=True, blank=True,
                                                  help_text="Blank: RATE_LIMIT_CONCURRENT_REQUESTS; 0: unlimited.")
+    request_logging = models.BooleanField(
+        default=False, help_text="Store prompt and response bodies of this key's chat requests, whatever the "
+                                 "tenant's setting.")
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True, editable=False)

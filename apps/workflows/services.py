@@ -217,10 +217,12 @@ def instance_cancel(tenant, *, instance_id, actor: str = "", reason: str = "") -
     return instance
 
 
-def token_update_data(tenant, *, token_id, data: dict, replace: bool = False, actor: str = "") -> Token:
-    """Deep-merge `data` into the token's (or replace it). Re-checks automatic transitions, whose guards may
-    now hold."""
+def token_update_data(tenant, *, token_id, data: dict, replace: bool = False, actor: str = "",
+                      metadata: dict | None = None) -> Token:
+    """Deep-merge `data` into the token's (or replace it), and `metadata` into its metadata (agents' output
+    mappings write both). Re-checks automatic transitions, whose guards may now hold."""
     data = _json_object(data, "data")
+    metadata = _json_object(metadata, "metadata")
     with transaction.atomic():
         instance = lock_instance(tenant, token_id=token_id)
         token = Token.objects.get(pk=uuid.UUID(str(token_id)))
@@ -228,7 +230,11 @@ def token_update_data(tenant, *, token_id, data: dict, replace: bool = False, ac
             raise Conflict("Only an active token of a running instance can change.", code="token_not_active")
         before = token.data
         token.data = data if replace else deep_merge(before, data)
-        token.save(update_fields=["data", "updated_at"])
+        fields = ["data", "updated_at"]
+        if metadata:
+            token.metadata = deep_merge(token.metadata or {}, metadata)
+            fields.append("metadata")
+        token.save(update_fields=fields)
         now = timezone.now()
         TokenHistory.objects.create(token=token, instance=instance, at=now, kind="data_updated", from_place=token.place,
                                     to_place=token.place, actor=actor, data_change=data_change(before, token.data))

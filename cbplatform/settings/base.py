@@ -121,12 +121,32 @@ DEFAULT_PRICE_PER_1K_OUTPUT = _decimal_or_none("DEFAULT_PRICE_PER_1K_OUTPUT")
 USAGE_CLAIM_IDLE_SECONDS = env.float("USAGE_CLAIM_IDLE_SECONDS", default=30.0, minimum=0.0)
 # Where a web host keeps usage records while Redis cannot take them (delivered when it answers again).
 LEDGER_SPOOL_DIR = env.str("LEDGER_SPOOL_DIR", default="") or str(VAR_DIR / "ledger-spool")
+# Request logs (tenants or keys that opt in): each stored body is cut to this many bytes (UTF-8) with a marker;
+# these key names are redacted wherever they occur, besides each tenant's own `request_log_redact` rules.
+REQUEST_LOG_MAX_BYTES = env.int("REQUEST_LOG_MAX_BYTES", default=65536, minimum=256)
+REQUEST_LOG_REDACT_KEYS = env.list("REQUEST_LOG_REDACT_KEYS") or [
+    "api_key", "apikey", "api-key", "x-api-key", "authorization", "password", "secret", "client_secret",
+    "access_token", "refresh_token", "token"]
 BUDGET_RESERVATION_TTL_SECONDS = env.float("BUDGET_RESERVATION_TTL_SECONDS", default=600.0, minimum=1.0)
 BUDGET_FAIL_OPEN = env.bool("BUDGET_FAIL_OPEN", default=False)
 BUDGET_WEBHOOK_TIMEOUT_SECONDS = env.float("BUDGET_WEBHOOK_TIMEOUT_SECONDS", default=10.0, minimum=0.5)
 BUDGET_DEFAULT_MAX_TOKENS = env.int("BUDGET_DEFAULT_MAX_TOKENS", default=4096, minimum=1)
 # How long /v1/responses keeps a stored response (`store: true`) for retrieval and `previous_response_id`.
 RESPONSES_RETENTION_SECONDS = env.int("RESPONSES_RETENTION_SECONDS", default=30 * 86400, minimum=1)
+
+# --- Functions (docs/architecture.md "Functions") -----------------------------------------------
+# Modules whose callables `python` functions may name (apps.functions.builtins is always allowed).
+FUNCTIONS_PYTHON_MODULES = ["apps.functions.builtins", *env.list("FUNCTIONS_PYTHON_MODULES")]
+# `http` functions may POST to private/loopback addresses only when this is on (off in production).
+FUNCTIONS_ALLOW_PRIVATE_URLS = env.bool("FUNCTIONS_ALLOW_PRIVATE_URLS", default=True)
+FUNCTIONS_MAX_TIMEOUT_SECONDS = env.float("FUNCTIONS_MAX_TIMEOUT_SECONDS", default=900.0, minimum=1.0)
+FUNCTIONS_MAX_ATTEMPTS = env.int("FUNCTIONS_MAX_ATTEMPTS", default=10, minimum=1)
+FUNCTIONS_MAX_CHAIN_DEPTH = env.int("FUNCTIONS_MAX_CHAIN_DEPTH", default=10, minimum=1)
+FUNCTIONS_LOG_LIMIT_BYTES = env.int("FUNCTIONS_LOG_LIMIT_BYTES", default=65536, minimum=1024)
+# POST …/execute/ with wait=true waits at most this long for the run before answering with it as it is.
+FUNCTIONS_EXECUTE_WAIT_SECONDS = env.float("FUNCTIONS_EXECUTE_WAIT_SECONDS", default=30.0, minimum=0.0)
+# `container` functions run only with a container engine (`docker` CLI talking to DOCKER_HOST).
+DOCKER_HOST = env.str("DOCKER_HOST", default="")
 
 # --- Providers from the environment (global, read-only, secrets stay in the environment) -------
 ENV_PROVIDERS = env_providers(env)
@@ -157,6 +177,8 @@ INSTALLED_APPS = [
     "apps.gateway",
     "apps.billing",
     "apps.workflows",
+    "apps.functions",
+    "apps.agents",
     "apps.realtime",
     "apps.dashboard",
 ]
@@ -167,6 +189,7 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "apps.core.api.RefuseNulInQueryMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -218,6 +241,7 @@ CORS_EXPOSE_HEADERS = [
     "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests",
     "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens",
     "x-cb-request-id", "x-cb-provider", "x-cb-model", "x-cb-route", "x-cb-overhead-ms", "retry-after",
+    "request-id", "x-cb-token-count",  # the Anthropic ingress (/v1/messages)
 ]
 
 REST_FRAMEWORK = {
@@ -232,6 +256,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "apps.core.api.StrictLimitOffsetPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
+    # Decimals (prices, money, percents) are JSON numbers both ways, as the schema says (apps/core/api.py).
+    "COERCE_DECIMAL_TO_STRING": False,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "cbplatform management API",
@@ -242,12 +268,14 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {"ProviderTypeEnum": "apps.providers.models.ProviderType",
                             "WorkflowInstanceStatusEnum": "apps.workflows.models.InstanceStatus",
-                            "TokenStatusEnum": "apps.workflows.models.TokenStatus"},
+                            "TokenStatusEnum": "apps.workflows.models.TokenStatus",
+                            "ExecutionStatusEnum": "apps.core.models.ExecutionStatus",
+                            "RoutingStrategyEnum": "apps.core.vocabulary.ROUTING_STRATEGIES"},
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "apps.core.api.close_request_bodies",
-                             "apps.core.api.document_errors"],
+                             "apps.core.api.document_errors", "apps.core.api.document_rules_beyond_schema"],
 }
 
 # GraphiQL runs subscriptions over the WebSocket on /graphql (apps/realtime/graphql_ws.py).
@@ -257,14 +285,21 @@ GRAPHENE = {"SCHEMA": "cbplatform.schema.schema", "SUBSCRIPTION_PATH": "/graphql
 GRAPHQL_MAX_DEPTH = env.int("GRAPHQL_MAX_DEPTH", default=10, minimum=2, maximum=100)
 GRAPHQL_MAX_COST = env.int("GRAPHQL_MAX_COST", default=20000, minimum=10)
 
-CELERY_IMPORTS = ["apps.billing.ingest", "apps.billing.rollup", "apps.workflows.tasks", "apps.realtime.tasks"]
+CELERY_IMPORTS = ["apps.billing.ingest", "apps.billing.rollup", "apps.workflows.tasks", "apps.functions.tasks",
+                  "apps.agents.tasks", "apps.realtime.tasks"]
 CELERY_BEAT_SCHEDULE = {
     "ingest-usage": {"task": "billing.ingest_usage", "schedule": 1.0},
     "reconcile-inflight": {"task": "billing.reconcile_inflight", "schedule": 60.0},  # killed web processes
     "rollup-usage": {"task": "billing.rollup_usage", "schedule": 600.0},  # yesterday and today
+    "purge-request-logs": {"task": "billing.purge_request_logs", "schedule": 3600.0},  # past their retention
     # Delayed workflow transitions are scheduled with a countdown; this sweep fires any whose task was lost.
     "workflows-fire-due": {"task": "workflows.fire_due",
                            "schedule": env.float("WORKFLOW_DUE_SWEEP_SECONDS", default=30.0, minimum=0.5)},
+    # Function schedules (cron): each due slot is claimed by one row update, so two beats start it once.
+    # Agent attempts a dead worker left running: retried or timed out once past their timeout.
+    "agents-sweep-lost": {"task": "agents.sweep_lost", "schedule": 60.0},
+    "functions-schedules-due": {"task": "functions.schedules_due",
+                                "schedule": env.float("FUNCTIONS_SCHEDULE_SWEEP_SECONDS", default=15.0, minimum=0.2)},
     # Workflow events no after-commit listener published (a process killed after its commit).
     "realtime-relay-events": {"task": "realtime.relay_events", "schedule": 5.0},
 }

@@ -355,6 +355,51 @@ def test_ranges_up_to_366_days_and_unknown_breakdowns(world):
         assert world["client_a"].get(f"{url}?start=2026-02-30").status_code == 400, url
 
 
+RANGED = [url for url in ENDPOINTS if "projection" not in url]
+
+
+def schema_path(url: str) -> str:
+    return url.split("?", maxsplit=1)[0].replace("/breakdown/model/", "/breakdown/{dimension}/") \
+        .replace("/breakdown/api_key/", "/breakdown/{dimension}/")
+
+
+@pytest.mark.parametrize("url", RANGED)
+def test_range_rules_are_400s_on_the_field_and_the_schema_lists_them(world, url):
+    """start after end, or longer than 366 days (either end may be the default) is a 400 naming `start`; the
+    schema cannot say so, so the operation lists the rules and carries x-validated-beyond-schema."""
+    client, today = world["client_a"], world["today"]
+    for query in (f"start={today + timedelta(days=1)}", "start=2000-01-01",
+                  "start=2024-03-02&end=2024-03-01", "start=2023-01-01&end=2024-01-02"):
+        response = client.get(f"{url}?{query}")
+        assert response.status_code == 400 and list(response.json()) == ["start"], (query, response.content)
+    assert client.get(f"{url}?start=2023-01-02&end=2024-01-01").status_code == 200  # 365 days
+    operation = client.get("/api/schema/?format=json").json()["paths"][schema_path(url)]["get"]
+    assert operation["x-validated-beyond-schema"] is True
+    assert "at most 366 days" in operation["description"] and "not after `end`" in operation["description"]
+
+
+@pytest.mark.parametrize("url", [*ENDPOINTS, "/api/v1/generation/?id=gen-a-1"])
+def test_answers_have_the_shape_the_schema_documents(world, url):
+    """Every analytics answer has a documented shape (not a free-form object), and it is the answer's."""
+    body = world["client_a"].get(url).json()
+    schema = world["client_a"].get("/api/schema/?format=json").json()
+    answer = schema["paths"][schema_path(url)]["get"]["responses"]["200"]
+    component = answer["content"]["application/json"]["schema"]["$ref"]
+    components = schema["components"]["schemas"]
+
+    def properties(ref):
+        return components[ref.rsplit("/", 1)[1]]["properties"]
+
+    documented = properties(component)
+    assert set(body) == set(documented), url
+    for name in ("results", "data", "latency_ms"):
+        if name in body and body[name]:
+            inner = documented[name].get("items", documented[name])
+            inner = inner.get("$ref") or inner["allOf"][0]["$ref"]
+            row = body[name][0] if isinstance(body[name], list) else body[name]
+            assert set(row) <= set(properties(inner)), (url, name)
+
+
 # ---- the ledger admin ----------------------------------------------------------------------------------------
 def test_usage_admin_is_read_only(world):
     staff = factories.user(is_staff=True, is_superuser=True)

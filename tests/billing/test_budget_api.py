@@ -71,7 +71,7 @@ def test_budget_lifecycle_with_our_fields(tenant_a):
     tenant, client = tenant_a
     key, _ = factories.api_key(tenant, name="ci")
     response = client.post("/api/budgets/", {
-        "apiKeyId": key.id, "model": "gpt-4o", "limit": "5.25", "period": "daily", "action": "downgrade",
+        "apiKeyId": key.id, "model": "gpt-4o", "limit": 5.25, "period": "daily", "action": "downgrade",
         "downgradeThreshold": 90, "webhookUrl": "https://hooks.example.com/budget", "webhookSecret": "s3cret-value-99",
     }, format="json")
     assert response.status_code == 201, response.json()
@@ -141,6 +141,42 @@ def test_validation_errors_name_the_fields(tenant_a):
     assert no_secret.status_code == 400 and "webhookSecret" in no_secret.json()
     assert client.post("/api/budgets/", "not json", content_type="application/json").status_code == 400
     assert Budget.objects.count() == 0
+
+
+@pytest.mark.parametrize("field", ["limit", "downgradeThreshold"])
+def test_money_and_percents_are_json_numbers_not_strings(tenant_a, field):
+    """The schema says number; "25" is refused like 25 for a string (what a typed client sends is a number)."""
+    _, client = tenant_a
+    body = {"limit": 25, "period": "daily", "downgradeThreshold": 90}
+    refused = client.post("/api/budgets/", {**body, field: str(body[field])}, format="json")
+    assert refused.status_code == 400 and refused.json() == {field: ["Must be a number."]}
+    created = client.post("/api/budgets/", {**body, "limit": 12.345678}, format="json")
+    assert created.status_code == 201 and created.json()["limit"] == 12.345678  # exact: read through str()
+    url = f"/api/budgets/{created.json()['budgetId']}/"
+    patched = client.patch(url, {field: "30"}, format="json")
+    assert patched.status_code == 400 and patched.json() == {field: ["Must be a number."]}
+    assert Budget.objects.get().limit == D("12.345678")
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch"])
+def test_alert_thresholds_bounds_hold_on_every_write_and_the_schema_states_them(tenant_a, method):
+    """Percents above 0 and up to 1000 (a notify budget may overrun: 150% is meaningful), at most 20."""
+    _, client = tenant_a
+    body = {"limit": 10, "period": "daily", "action": "notify"}
+    url = "/api/budgets/"
+    if method != "post":
+        url += f"{client.post(url, body, format='json').json()['budgetId']}/"
+    write = getattr(client, method)
+    for thresholds in ([0], [1000.01], [-5], [50.001], list(range(1, 22))):
+        response = write(url, {**body, "alertThresholds": thresholds}, format="json")
+        assert response.status_code == 400 and set(response.json()) == {"alertThresholds"}, thresholds
+    accepted = write(url, {**body, "alertThresholds": [150, 0.01, 1000, 50]}, format="json")
+    assert accepted.status_code in (200, 201) and accepted.json()["alertThresholds"] == [0.01, 50, 150, 1000]
+    schema = client.get("/api/schema/?format=json").json()["components"]["schemas"]
+    for component in ("BudgetRequest", "PatchedBudgetRequest"):
+        declared = schema[component]["properties"]["alertThresholds"]
+        assert declared["maxItems"] == 20 and declared["items"] == {"type": "number", "minimum": 0.01,
+                                                                    "maximum": 1000}
 
 
 def test_private_webhook_urls_follow_the_upstream_rule(tenant_a, settings):

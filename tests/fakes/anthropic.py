@@ -1,10 +1,13 @@
-"""A fake of Anthropic's Messages API: POST /v1/messages, JSON and named-event SSE.
+"""A fake of Anthropic's Messages API: POST /v1/messages, JSON and named-event SSE, and
+POST /v1/messages/count_tokens (the brain's word count).
 
 Strict where the real API is: `x-api-key` (401 authentication_error), the `anthropic-version` header,
 `model` and `max_tokens` required, roles alternating user/assistant from a user turn, no empty text
 blocks, temperature 0..1, every `tool_result` answering a `tool_use` of the previous assistant message
 (and listed before any other block), every `tool_use` answered in the next message.
 
+A forced tool (`tool_choice: {type: tool}`) is called with input shaped by its `input_schema`; `thinking` adds a
+thinking block (and its rules: budget ≥ 1024 and < max_tokens, no temperature, no forced tool).
 Anthropic has no JSON mode; a system prompt containing "Respond only with a JSON object" (what the adapter
 appends for `response_format`) is read as JSON mode. Besides the directives of tests/fakes/base.py:
   !cache    usage reports 5 cache-read and 3 cache-write input tokens (input_tokens shrinks by 8, so the
@@ -29,6 +32,7 @@ ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "
                529: "overloaded_error"}
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+SIGNATURE = "fake-thinking-signature"
 
 
 def anthropic_error(status: int, message: str | None = None) -> dict:
@@ -67,7 +71,13 @@ def normalize(body: dict) -> Conversation:
             elif block["type"] == "tool_use":
                 turn.tool_calls.append(ToolCall(block["id"], block["name"], block["input"]))
     conv.tools = [t["name"] for t in body.get("tools") or []]
-    conv.tool_choice_none = (body.get("tool_choice") or {}).get("type") == "none"
+    conv.stop = list(body.get("stop_sequences") or [])
+    choice = body.get("tool_choice") or {}
+    conv.tool_choice_none = choice.get("type") == "none"
+    if choice.get("type") == "tool":  # a forced tool is called with input shaped by its schema
+        forced = next(t for t in body["tools"] if t["name"] == choice["name"])
+        conv.tools, conv.forced_tool_schema = [forced["name"]], forced["input_schema"]
+    conv.thinking = (body.get("thinking") or {}).get("type") == "enabled"
     return conv
 
 
@@ -136,6 +146,27 @@ def validate(body) -> str | None:
     for k, tool in enumerate(body.get("tools") or []):
         if not tool.get("name") or (tool.get("input_schema") or {}).get("type") != "object":
             return f"tools.{k}.input_schema: Field required (an object schema)"
+    choice = body.get("tool_choice") or {}
+    if choice.get("type") == "tool" and choice.get("name") not in {t.get("name") for t in body.get("tools") or []}:
+        return f"tool_choice.name: Tool '{choice.get('name')}' not found in tools"
+    return _thinking_problem(body)
+
+
+def _thinking_problem(body: dict) -> str | None:
+    """Extended thinking's rules, as the real API enforces them."""
+    thinking = body.get("thinking")
+    if thinking is None:
+        return None
+    if thinking.get("type") != "enabled" or not isinstance(thinking.get("budget_tokens"), int):
+        return "thinking: Input tag does not match any of the expected tags: 'enabled', 'disabled'"
+    if thinking["budget_tokens"] < 1024:
+        return "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+    if body["max_tokens"] <= thinking["budget_tokens"]:
+        return "`max_tokens` must be greater than `thinking.budget_tokens`."
+    if body.get("temperature") not in (None, 1):
+        return "`temperature` may only be set to 1 when thinking is enabled."
+    if (body.get("tool_choice") or {}).get("type") in ("any", "tool"):
+        return "Thinking may not be enabled when tool_choice forces tool use."
     return None
 
 
@@ -149,6 +180,16 @@ class FakeAnthropic(FakeProvider):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self.messages)
+        app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
+
+    async def count_tokens(self, request: web.Request) -> web.Response:
+        """The brain's prompt count (words), which tells it apart from the gateway's own tokenizer count."""
+        body = await self.record(request)
+        if self.bad_key(request.headers.get("x-api-key")):
+            return web.json_response(anthropic_error(401, "invalid x-api-key"), status=401)
+        if problem := validate({**body, "max_tokens": 1} if isinstance(body, dict) else body):
+            return web.json_response(anthropic_error(400, problem), status=400)
+        return web.json_response({"input_tokens": brain(normalize(body), tag=self.tag).prompt_tokens})
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         body = await self.record(request)
@@ -173,10 +214,11 @@ class FakeAnthropic(FakeProvider):
         message_id = "msg_fake" + hashlib.sha1(conv.last_user_text.encode()).hexdigest()[:12]
         tool_uses = [{"type": "tool_use", "id": "toolu_" + c.id.removeprefix("call_"), "name": c.name,
                       "input": c.arguments} for c in reply.tool_calls]
-        stop_reason = STOP_REASONS[reply.finish_reason]
+        stop_reason = "stop_sequence" if reply.stop_sequence else STOP_REASONS[reply.finish_reason]
+        thinking = [{"type": "thinking", "thinking": reply.thinking, "signature": SIGNATURE}] if reply.thinking else []
         message = {"id": message_id, "type": "message", "role": "assistant", "model": body["model"],
-                   "content": ([{"type": "text", "text": reply.text}] if reply.text else []) + tool_uses,
-                   "stop_reason": stop_reason, "stop_sequence": None, "usage": usage}
+                   "content": thinking + ([{"type": "text", "text": reply.text}] if reply.text else []) + tool_uses,
+                   "stop_reason": stop_reason, "stop_sequence": reply.stop_sequence, "usage": usage}
         if not body.get("stream"):
             return web.json_response(message)
 
@@ -190,12 +232,22 @@ class FakeAnthropic(FakeProvider):
                                                                "usage": start_usage}}))
         await response.write(sse("ping", {"type": "ping"}))
         index = 0
-        if reply.pieces:
+        if reply.thinking:
             await response.write(sse("content_block_start", {"type": "content_block_start", "index": 0,
+                                                             "content_block": {"type": "thinking", "thinking": ""}}))
+            for delta in ({"type": "thinking_delta", "thinking": reply.thinking},
+                          {"type": "signature_delta", "signature": SIGNATURE}):
+                await response.write(sse("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                                 "delta": delta}))
+            await response.write(sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
+            index = 1
+        if reply.pieces:
+            text_index = index
+            await response.write(sse("content_block_start", {"type": "content_block_start", "index": text_index,
                                                              "content_block": {"type": "text", "text": ""}}))
             completed = await self.stream_pieces(
                 request, response, reply, directives,
-                lambda piece: sse("content_block_delta", {"type": "content_block_delta", "index": 0,
+                lambda piece: sse("content_block_delta", {"type": "content_block_delta", "index": text_index,
                                                           "delta": {"type": "text_delta", "text": piece}}),
                 render_error=lambda: sse("error", {"type": "error",
                                                    "error": {"type": "overloaded_error",
@@ -205,8 +257,8 @@ class FakeAnthropic(FakeProvider):
             if end_after:
                 await response.write_eof()
                 return response
-            await response.write(sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
-            index = 1
+            await response.write(sse("content_block_stop", {"type": "content_block_stop", "index": text_index}))
+            index += 1
         for block in tool_uses:
             await response.write(sse("content_block_start", {"type": "content_block_start", "index": index,
                                                              "content_block": {**block, "input": {}}}))
@@ -218,7 +270,8 @@ class FakeAnthropic(FakeProvider):
             await response.write(sse("content_block_stop", {"type": "content_block_stop", "index": index}))
             index += 1
         await response.write(sse("message_delta", {"type": "message_delta",
-                                                   "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                                                   "delta": {"stop_reason": stop_reason,
+                                                             "stop_sequence": reply.stop_sequence},
                                                    "usage": {"output_tokens": reply.completion_tokens}}))
         await response.write(sse("message_stop", {"type": "message_stop"}))
         return response

@@ -60,6 +60,10 @@ class Conversation:
     json_mode: bool = False
     max_tokens: int | None = None
     model: str = ""
+    schema: dict | None = None  # a response schema the provider enforces (json_schema / responseSchema / format)
+    forced_tool_schema: dict | None = None  # the input schema of a tool the request forces the model to call
+    thinking: bool = False  # the request asks for (visible) reasoning
+    stop: list[str] = field(default_factory=list)  # stop sequences: the answer ends before the first one
 
     @property
     def last_user_text(self) -> str:
@@ -78,6 +82,8 @@ class Reply:
     prompt_tokens: int
     completion_tokens: int
     pieces: list[str]  # how a stream splits the text
+    stop_sequence: str | None = None  # the stop sequence that ended the answer
+    thinking: str = ""  # reasoning text, when the conversation asked for it (counted in completion_tokens)
 
 
 @dataclass
@@ -113,19 +119,77 @@ def parse_directives(text: str) -> Directives:
     return d
 
 
+def shaped(schema, text: str, root: dict | None = None, depth: int = 0, *, preset: dict | None = None):
+    """A value that satisfies `schema` (JSON Schema, or Gemini's Schema with upper-case types): strings are
+    `text`, numbers its word count, arrays one item, objects every listed property — at the root, a property
+    named in `preset` takes that value when it is a string the schema wants as a string."""
+    root = root if root is not None else schema
+    if preset and isinstance(schema, dict) and isinstance(schema.get("properties"), dict):
+        value = shaped({k: v for k, v in schema.items() if k != "properties"} | {"properties": {}}, text, root,
+                       depth)
+        for name, sub in schema["properties"].items():
+            wanted = str((sub or {}).get("type", "")).lower() if isinstance(sub, dict) else ""
+            value[name] = preset[name] if name in preset and wanted == "string" else shaped(sub, text, root,
+                                                                                            depth + 1)
+        return value
+    if not isinstance(schema, dict) or depth > 20:
+        return text
+    if isinstance(schema.get("$ref"), str):
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        return shaped({**(root.get("$defs") or root.get("definitions") or {}).get(name, {})}, text, root, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf"):
+        if schema.get(key):
+            return shaped(schema[key][0], text, root, depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    kind = str(kind or ("object" if "properties" in schema else "string")).lower()
+    if kind == "object":
+        return {name: shaped(sub, text, root, depth + 1) for name, sub in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [shaped(schema.get("items") or {}, text, root, depth + 1)]
+    if kind == "integer":
+        return words(text)
+    if kind == "number":
+        return words(text) + 0.5
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return text
+
+
 def brain(conv: Conversation, *, tag: str) -> Reply:
     """Deterministic behaviour every fake shares, so one SDK test suite runs against all of them.
 
     - the last turn is a tool result → answer "Tool said: <result>"
     - tools are offered (and not refused) → call the first tool with {"query": <last user text>}
+    - a tool call forced with its schema → that tool called with input shaped by the schema (`shaped`)
+    - a response schema → a JSON value shaped by it
     - JSON mode → a JSON object {"echo": <last user text>, "provider": tag}
+    - thinking asked → reasoning text "Thinking about: <last user text>" besides the answer
     - else "[<tag>] You said: <last user text>", plus " (saw N images)" when images were sent
+    - the text ends before the first stop sequence found in it (`stop_sequence` says which)
     Usage: words of everything sent (system + turns) and of the answer.
     """
     prompt_tokens = words(conv.system) + sum(words(t.text) + 1 for t in conv.turns) + conv.images * 85
     last = conv.turns[-1] if conv.turns else Turn("user")
+    thinking = f"Thinking about: {conv.last_user_text}" if conv.thinking else ""
+    if conv.forced_tool_schema is not None and conv.tools and last.role != "tool":
+        call = ToolCall(id=f"call_{abs(hash(conv.last_user_text)) % 10**12:012d}", name=conv.tools[0],
+                        arguments=shaped(conv.forced_tool_schema, conv.last_user_text,
+                                         preset={"echo": conv.last_user_text, "provider": tag}))
+        return Reply(None, [call], "tool_calls", prompt_tokens, 12 + words(thinking), [], thinking=thinking)
     if last.role == "tool":
         text = f"Tool said: {last.text}"
+    elif conv.schema is not None:
+        # the JSON-mode answer where the schema has room for it, schema-shaped values elsewhere
+        text = orjson.dumps(shaped(conv.schema, conv.last_user_text,
+                                   preset={"echo": conv.last_user_text, "provider": tag})).decode()
     elif conv.tools and not conv.tool_choice_none:
         call = ToolCall(id=f"call_{abs(hash(conv.last_user_text)) % 10**12:012d}", name=conv.tools[0],
                         arguments={"query": conv.last_user_text})
@@ -136,14 +200,18 @@ def brain(conv: Conversation, *, tag: str) -> Reply:
         text = f"[{tag}] You said: {conv.last_user_text}"
         if conv.images:
             text += f" (saw {conv.images} image{'s' if conv.images != 1 else ''})"
-    finish = "stop"
+    finish, matched = "stop", None
+    hits = [(text.find(s), s) for s in conv.stop if s and s in text]
+    if hits:
+        at, matched = min(hits)
+        text = text[:at]
     if conv.max_tokens is not None and words(text) > conv.max_tokens:
         text = " ".join(text.split()[: conv.max_tokens])
-        finish = "length"
+        finish, matched = "length", None
     pieces = [w if i == 0 else " " + w for i, w in enumerate(text.split(" "))]
-    if conv.json_mode:
+    if conv.json_mode or conv.schema is not None:
         pieces = [text[i:i + 7] for i in range(0, len(text), 7)]
-    return Reply(text, [], finish, prompt_tokens, words(text), pieces)
+    return Reply(text, [], finish, prompt_tokens, words(text) + words(thinking), pieces, matched, thinking)
 
 
 def free_port() -> int:

@@ -161,6 +161,13 @@ def validate(body) -> str | None:
     if "responseSchema" in config and config.get("responseMimeType") != "application/json":
         return ("* GenerateContentRequest.generation_config.response_schema: requires response_mime_type "
                 "application/json\n")
+    if "responseSchema" in config and (problem := _check_schema(config["responseSchema"],
+                                                                "generation_config.response_schema")):
+        return problem
+    thinking = config.get("thinkingConfig") or {}
+    for key in thinking:
+        if key not in ("thinkingBudget", "includeThoughts", "thinkingLevel"):
+            return unknown(key, "generation_config.thinking_config")
     if not 1 <= config.get("candidateCount", 1) <= 8:
         return "* GenerateContentRequest.generation_config.candidate_count: must be between 1 and 8\n"
     if config.get("maxOutputTokens", 1) < 1:
@@ -206,7 +213,11 @@ def normalize(body: dict) -> Conversation:
         conv.tools = [name for name in conv.tools if name in calling["allowedFunctionNames"]]
     config = body.get("generationConfig") or {}
     conv.json_mode = config.get("responseMimeType") == "application/json"
+    conv.schema = config.get("responseSchema")
     conv.max_tokens = config.get("maxOutputTokens")
+    thinking = config.get("thinkingConfig") or {}
+    conv.thinking = bool(thinking.get("includeThoughts")) and thinking.get("thinkingBudget") != 0
+    conv.stop = list(config.get("stopSequences") or [])
     return conv
 
 
@@ -273,8 +284,14 @@ class FakeGemini(FakeProvider):
             reason = "MAX_TOKENS" if reply.finish_reason == "length" else "STOP"
             parts = [{"functionCall": {"name": c.name, "args": c.arguments}, "thoughtSignature": SIGNATURE}
                      for c in reply.tool_calls] or [{"text": reply.text}]
+            thoughts = words(reply.thinking)
+            if reply.thinking:  # a thought summary first; its tokens are reported apart (thoughtsTokenCount)
+                parts = [{"text": reply.thinking, "thought": True}, *parts]
             final = self.response(model, rid, {"content": {"parts": parts, "role": "model"}, "finishReason": reason},
-                                  prompt, reply.completion_tokens)
+                                  prompt, reply.completion_tokens - thoughts)
+            if thoughts:
+                final["usageMetadata"]["thoughtsTokenCount"] = thoughts
+                final["usageMetadata"]["totalTokenCount"] += thoughts
         if not stream:
             return web.json_response(final)
         if request.query.get("alt") != "sse":  # the default framing: one JSON array of responses
@@ -294,6 +311,11 @@ class FakeGemini(FakeProvider):
                                        prompt, words("".join(sent))))
 
         response = await self.start_stream(request, "text/event-stream")
+        if reply.thinking and reply.pieces:  # the thought summary streams ahead of the answer
+            await response.write(event(self.response(model, rid, {"content": {"parts": [
+                {"text": reply.thinking, "thought": True}], "role": "model"}}, prompt, None)))
+            final["candidates"][0]["content"]["parts"] = [
+                p for p in final["candidates"][0]["content"]["parts"] if not p.get("thought")]
         if not reply.pieces:  # a tool call or a safety block: one event
             await response.write(event(final))
             return response

@@ -41,6 +41,7 @@ def normalize(body: dict) -> Conversation:
             conv.turns.append(Turn(role, text, len(message.get("images") or []), calls))
     conv.tools = [t["function"]["name"] for t in body.get("tools") or []]
     conv.json_mode = bool(body.get("format"))
+    conv.schema = body["format"] if isinstance(body.get("format"), dict) else None
     limit = (body.get("options") or {}).get("num_predict")
     conv.max_tokens = limit if isinstance(limit, int) and limit > 0 else None  # -1 means "no limit"
     return conv

@@ -5,6 +5,7 @@ Also serves Azure OpenAI's deployment paths when `azure=True` (see azure.py)."""
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 
 import orjson
@@ -12,6 +13,7 @@ from aiohttp import web
 
 from .base import Conversation, FakeProvider, ToolCall, Turn, brain, parse_directives
 
+REASONING_MODEL = re.compile(r"^(o\d|gpt-5)")
 VALID_ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 
 
@@ -42,8 +44,14 @@ def normalize(body: dict) -> Conversation:
             conv.turns.append(Turn(role, text, images, calls))
     conv.tools = [t["function"]["name"] for t in body.get("tools") or []]
     conv.tool_choice_none = body.get("tool_choice") == "none"
-    conv.json_mode = (body.get("response_format") or {}).get("type") in ("json_object", "json_schema")
+    response_format = body.get("response_format") or {}
+    conv.json_mode = response_format.get("type") in ("json_object", "json_schema")
+    if response_format.get("type") == "json_schema":
+        conv.schema = (response_format.get("json_schema") or {}).get("schema")
     conv.max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+    conv.thinking = body.get("reasoning_effort") not in (None, "none", "minimal")
+    stop = body.get("stop")
+    conv.stop = [stop] if isinstance(stop, str) else list(stop or [])
     return conv
 
 
@@ -72,6 +80,14 @@ class FakeOpenAI(FakeProvider):
         for message in messages:
             if message.get("role") not in VALID_ROLES:
                 return f"Invalid value: '{message.get('role')}'. Supported values are: 'system', 'assistant', ..."
+        for name in ("reasoning", "usage", "transforms", "plugins", "models", "provider"):  # OpenRouter's
+            if name in body:
+                return f"Unrecognized request argument supplied: {name}"
+        if "reasoning_effort" in body and not REASONING_MODEL.match(body["model"]):
+            return f"Unsupported parameter: 'reasoning_effort' is not supported with this model ({body['model']})."
+        schema = ((body.get("response_format") or {}).get("json_schema") or {})
+        if (body.get("response_format") or {}).get("type") == "json_schema" and not schema.get("name"):
+            return "Missing required parameter: 'response_format.json_schema.name'."
         return None
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
@@ -97,7 +113,7 @@ class FakeOpenAI(FakeProvider):
         usage = {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
                  "total_tokens": reply.prompt_tokens + reply.completion_tokens,
                  "prompt_tokens_details": {"cached_tokens": 0},
-                 "completion_tokens_details": {"reasoning_tokens": 0}}
+                 "completion_tokens_details": {"reasoning_tokens": len(reply.thinking.split())}}
         tool_calls = [{"id": c.id, "type": "function",
                        "function": {"name": c.name, "arguments": orjson.dumps(c.arguments).decode()}}
                       for c in reply.tool_calls]

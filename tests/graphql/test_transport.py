@@ -154,3 +154,14 @@ def test_depth_and_cost_limits_refuse_before_running(key):
 
     body = _post(Client(), {"query": get_introspection_query()}, **auth).json()
     assert "errors" not in body and body["data"]["__schema"]["queryType"]["name"] == "Query"
+
+
+def test_nul_characters_are_the_clients_error(key):
+    auth = {"Authorization": f"Bearer {key}"}
+    for query, variables, param in (
+            ('{ workflow(id: "\\u0000") { id } }', None, "id"),
+            ("mutation($i: TokenCreateInput!) { createToken(input: $i) { id } }",
+             {"i": {"workflowId": "w", "place": "p", "data": {"note": ["ok", "bad\u0000"]}}}, "input.data.note.1")):
+        body = _post(Client(), {"query": query, "variables": variables}, **auth).json()
+        assert codes(body["errors"]) == ["INVALID_CHARACTER"], body
+        assert body["errors"][0]["extensions"]["param"] == param

@@ -144,8 +144,23 @@ def test_duplicate_slug_is_a_400(tenant_a, tenant_b):
     _, client_b = tenant_b
     body = {"slug": "same", "name": "x", "type": "openai"}
     assert client_a.post("/api/providers/", body, format="json").status_code == 201
-    assert client_a.post("/api/providers/", body, format="json").status_code == 400
+    duplicate = client_a.post("/api/providers/", body, format="json")
+    # The API's uniqueness rule: a 400 naming the submitted field (not the tenant, not a non-field error).
+    assert duplicate.status_code == 400 and list(duplicate.json()) == ["slug"], duplicate.json()
     assert client_b.post("/api/providers/", body, format="json").status_code == 201  # per tenant
+
+
+def test_a_duplicate_the_database_catches_is_the_same_400(tenant_a, monkeypatch):
+    """Two writers at once both pass full_clean; the loser hits the unique constraint: the same 400 on the field,
+    not a 500 (simulated by skipping the constraint check full_clean does)."""
+    _, client = tenant_a
+    body = {"slug": "raced", "name": "x", "type": "openai"}
+    assert client.post("/api/providers/", body, format="json").status_code == 201
+    monkeypatch.setattr(Provider, "validate_constraints", lambda self, exclude=None: None)
+    lost = client.post("/api/providers/", body, format="json")
+    assert lost.status_code == 400 and list(lost.json()) == ["slug"], lost.json()
+    assert "already exists" in lost.json()["slug"][0]
+    assert Provider.objects.filter(slug="raced").count() == 1
 
 
 def test_global_providers_are_visible_but_read_only(tenant_a):
@@ -165,7 +180,7 @@ def test_catalogue_read_for_all_write_for_staff(tenant_a, client, django_user_mo
     response = api.get("/api/models/?limit=500")
     assert response.status_code == 200
     assert "gpt-4o" in {m["model_id"] for m in response.json()["results"]}
-    body = {"model_id": "my-model", "provider_type": "openai", "input_price": "0.000001", "output_price": "0.000002"}
+    body = {"model_id": "my-model", "provider_type": "openai", "input_price": 0.000001, "output_price": 0.000002}
     assert api.post("/api/models/", body, format="json").status_code == 403
 
     staff = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
@@ -173,6 +188,10 @@ def test_catalogue_read_for_all_write_for_staff(tenant_a, client, django_user_mo
     session.force_login(staff)
     created = session.post("/api/models/", body, format="json")
     assert created.status_code == 201, created.json()
+    # Prices are JSON numbers both ways, exactly as sent (the schema says number; a string is refused).
+    assert (created.json()["input_price"], created.json()["output_price"]) == (0.000001, 0.000002)
+    as_string = session.post("/api/models/", {**body, "model_id": "m3", "input_price": "0.000001"}, format="json")
+    assert as_string.status_code == 400 and as_string.json() == {"input_price": ["Must be a number."]}
     bad = session.post("/api/models/", {**body, "model_id": "m2", "aliases": "not-a-list"}, format="json")
     assert bad.status_code == 400 and "aliases" in bad.json()
 

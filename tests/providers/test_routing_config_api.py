@@ -28,7 +28,8 @@ def test_virtual_model_crud_and_isolation():
     assert VirtualModel.objects.get(pk=vm["id"]).tenant == a
     assert client_b.get(f"/api/virtual-models/{vm['id']}/").status_code == 404
     assert client_b.post("/api/virtual-models/", body, format="json").status_code == 201  # same name, own tenant
-    assert client_a.post("/api/virtual-models/", body, format="json").status_code == 400  # duplicate in tenant
+    duplicate = client_a.post("/api/virtual-models/", body, format="json")
+    assert duplicate.status_code == 400 and list(duplicate.json()) == ["name"]  # duplicate in tenant, on the field
     patched = client_a.patch(f"/api/virtual-models/{vm['id']}/", {"strategy": "performance_first"}, format="json")
     assert patched.status_code == 200 and patched.json()["strategy"] == "performance_first"
     assert client_a.delete(f"/api/virtual-models/{vm['id']}/").status_code == 204
@@ -46,6 +47,17 @@ def test_virtual_model_validation(payload, field):
     assert response.status_code == 400 and field in response.json(), response.json()
 
 
+def test_lists_of_names_refuse_empty_names_and_the_schema_says_so():
+    client = api(tenant_factories.tenant())
+    for path, body, field in (("/api/virtual-models/", {"name": "ok", "candidates": ["gpt-4o", ""]}, "candidates"),
+                              ("/api/routes/", {"model": "m", "primary": "openai", "fallbacks": [""]}, "fallbacks")):
+        response = client.post(path, body, format="json")
+        assert response.status_code == 400 and list(response.json()) == [field], response.json()
+    schema = client.get("/api/schema/?format=json").json()["components"]["schemas"]
+    assert schema["VirtualModelRequest"]["properties"]["candidates"]["items"] == {"type": "string", "minLength": 1}
+    assert schema["ModelRouteRequest"]["properties"]["fallbacks"]["items"] == {"type": "string", "minLength": 1}
+
+
 def test_global_virtual_models_are_read_only_for_tenants():
     tenant = tenant_factories.tenant()
     shared = VirtualModel.objects.create(name="company-default", strategy="balanced")
@@ -61,8 +73,13 @@ def test_model_routes():
     tenant = tenant_factories.tenant()
     client = api(tenant)
     created = client.post("/api/routes/", {"model": "gpt-4", "primary": "openai", "fallbacks": ["azure"],
-                                            "cost_limit_per_1k": "0.03"}, format="json")
+                                            "cost_limit_per_1k": 0.03}, format="json")
     assert created.status_code == 201, created.json()
+    assert created.json()["cost_limit_per_1k"] == 0.03  # a JSON number back, as the schema says
+    for method, url in (("post", "/api/routes/"), ("patch", f"/api/routes/{created.json()['id']}/")):
+        as_string = getattr(client, method)(url, {"model": "gpt-5", "primary": "openai", "cost_limit_per_1k": "0.03"},
+                                            format="json")
+        assert as_string.status_code == 400 and as_string.json() == {"cost_limit_per_1k": ["Must be a number."]}
     route = ModelRoute.objects.get(pk=created.json()["id"])
     assert route.as_route() == {"primary": "openai", "fallback": ["azure"], "cost_limit": 0.03}
     bad = client.post("/api/routes/", {"model": "gpt-4o", "primary": "openai", "fallbacks": "azure"}, format="json")

@@ -78,12 +78,16 @@ def test_bad_bodies_are_field_errors(tenant_a):
     assert client.post("/api/rules/", "not json", content_type="application/json").status_code == 400
 
 
-def test_duplicate_names_conflict(tenant_a, tenant_b):
+def test_a_taken_name_is_a_400_naming_the_field(tenant_a, tenant_b):
     _, client_a = tenant_a
     _, client_b = tenant_b
     assert create(client_a, name="same", condition=[]).status_code == 201
     duplicate = create(client_a, name="same", condition=[])
-    assert duplicate.status_code == 409 and duplicate.json()["code"] == "rule_exists"
+    assert duplicate.status_code == 400 and list(duplicate.json()) == ["name"]
+    assert "already has a rule named 'same'" in duplicate.json()["name"][0]
+    other = create(client_a, name="other", condition=[]).json()
+    renamed = client_a.patch(f"/api/rules/{other['id']}/", {"name": "same"}, format="json")
+    assert renamed.status_code == 400 and list(renamed.json()) == ["name"]
     assert create(client_b, name="same", condition=[]).status_code == 201  # names are per tenant
 
 

@@ -93,6 +93,15 @@ def test_bad_definitions_are_400s_listing_every_problem(api):
     assert post(api, "/api/workflows/", unsound).json()["sound"] is False
 
 
+def test_nul_characters_in_a_definition_are_a_400_not_a_500(api):
+    """The document is read by the net parser, not a serializer field: PostgreSQL's refusal of U+0000 in text
+    becomes the API's 400 (apps.core.api.exception_handler), and nothing is saved."""
+    refused = post(api, "/api/workflows/", {**DOCUMENT_REVIEW, "description": "a\u0000b"})
+    assert refused.status_code == 400
+    assert refused.json() == {"non_field_errors": ["Text may not contain NUL characters."]}
+    assert api.get("/api/workflows/document_review/").status_code == 404
+
+
 def test_instances_transitions_fire_and_cancel(api):
     post(api, "/api/workflows/", DOCUMENT_REVIEW)
     created = post(api, "/api/workflow-instances/", {"workflowId": "document_review",

@@ -17,9 +17,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.billing import analytics
+from apps.core.api import beyond_schema
 from apps.tenants.api.permissions import IsTenantAdmin
 from apps.tenants.api.tenancy import request_tenant
 from apps.tenants.models import ApiKey
+
+from . import analytics_serializers as shapes
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
@@ -27,9 +30,20 @@ MAX_LIMIT = 1000
 
 RANGE_PARAMETERS = [
     OpenApiParameter("start", OpenApiTypes.DATE,
-                     description="First UTC day, YYYY-MM-DD (default: 30 days before end)."),
+                     description="First UTC day, YYYY-MM-DD (default: 30 days before end); not after end."),
     OpenApiParameter("end", OpenApiTypes.DATE, description="Last UTC day, YYYY-MM-DD, inclusive (default: today)."),
 ]
+RANGE_RULES = beyond_schema("`start`: not after `end` (either may be a default).",
+                            f"`start`: the range spans at most {MAX_DAYS} days, both ends included.")
+
+
+def range_schema(response, *, parameters=(), **kwargs):
+    """The schema of a view over ?start=&end=: its parameters, the range rules, what it answers."""
+    return extend_schema(parameters=[*RANGE_PARAMETERS, *parameters], responses={200: response},
+                         extensions=RANGE_RULES, **kwargs)
+
+
+LIMIT_PARAMETER = OpenApiParameter("limit", int, description=f"How many groups, 1…{MAX_LIMIT}.")
 
 
 def money(value: Decimal) -> float:
@@ -88,7 +102,7 @@ class _AnalyticsView(APIView):
 class SummaryView(_AnalyticsView):
     """Total spend, requests, tokens and error rate over the range."""
 
-    @extend_schema(parameters=RANGE_PARAMETERS, responses={200: dict})
+    @range_schema(shapes.SummarySerializer)
     def get(self, request):
         start, end = date_range(request)
         return Response({"start": start, "end": end,
@@ -98,7 +112,7 @@ class SummaryView(_AnalyticsView):
 class DailyView(_AnalyticsView):
     """Spend per day (the trend), every day of the range, zero-filled."""
 
-    @extend_schema(parameters=RANGE_PARAMETERS, responses={200: dict})
+    @range_schema(shapes.DailySerializer)
     def get(self, request):
         start, end = date_range(request)
         rows = analytics.usage_daily(tenant=self.tenant(), start=start, end=end)
@@ -113,7 +127,7 @@ def _twelve_months(end: date) -> date:
 class MonthlyView(_AnalyticsView):
     """Spend per calendar month; default range: the current month and the 11 before it."""
 
-    @extend_schema(parameters=RANGE_PARAMETERS, responses={200: dict})
+    @range_schema(shapes.MonthlySerializer)
     def get(self, request):
         start, end = date_range(request, default_start=_twelve_months)
         rows = analytics.usage_monthly(tenant=self.tenant(), start=start, end=end)
@@ -123,7 +137,7 @@ class MonthlyView(_AnalyticsView):
 class BreakdownView(_AnalyticsView):
     """Spend by provider, model, api_key, user, project or workflow, most expensive first (?limit=, ≤ 1000)."""
 
-    @extend_schema(parameters=[*RANGE_PARAMETERS, OpenApiParameter("limit", int)], responses={200: dict})
+    @range_schema(shapes.BreakdownSerializer, parameters=[LIMIT_PARAMETER])
     def get(self, request, dimension: str):
         if dimension not in analytics.DIMENSIONS:
             raise exceptions.NotFound(f"No breakdown by {dimension!r}; one of {', '.join(analytics.DIMENSIONS)}.")
@@ -137,7 +151,7 @@ class BreakdownView(_AnalyticsView):
 class TopModelsView(_AnalyticsView):
     """The most expensive models of the range (?limit=, default 10)."""
 
-    @extend_schema(parameters=[*RANGE_PARAMETERS, OpenApiParameter("limit", int)], responses={200: dict})
+    @range_schema(shapes.TopModelsSerializer, parameters=[LIMIT_PARAMETER])
     def get(self, request):
         start, end = date_range(request)
         result = analytics.usage_breakdown(tenant=self.tenant(), start=start, end=end, dimension="model",
@@ -149,7 +163,7 @@ class TopModelsView(_AnalyticsView):
 class ProjectionView(_AnalyticsView):
     """Projected month-end spend: spent so far this month ÷ days elapsed (today included) × days in the month."""
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: shapes.ProjectionSerializer})
     def get(self, request):
         result = analytics.spend_projection(tenant=self.tenant())
         return Response({**result, "month_to_date": money(result["month_to_date"]),
@@ -159,7 +173,7 @@ class ProjectionView(_AnalyticsView):
 class PerformanceView(_AnalyticsView):
     """Requests, errors, error rate and latency p50/p95/p99 (successful requests) from the ledger."""
 
-    @extend_schema(parameters=RANGE_PARAMETERS, responses={200: dict})
+    @range_schema(shapes.PerformanceSerializer)
     def get(self, request):
         start, end = date_range(request)
         return Response({"start": start, "end": end,
@@ -237,7 +251,7 @@ class GenerationView(APIView):
     permission_classes = [CanReadGenerations]
 
     @extend_schema(parameters=[OpenApiParameter("id", str, required=True, description="The request id.")],
-                   responses={200: dict})
+                   responses={200: shapes.GenerationSerializer})
     def get(self, request):
         request_id = request.query_params.get("id", "")
         if not request_id:

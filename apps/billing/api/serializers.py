@@ -4,11 +4,17 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.billing import selectors
 from apps.billing.models import Budget
-from apps.billing.models.budgets import MAX_LIMIT, normalise_thresholds
+from apps.billing.models.budgets import (
+    MAX_ALERT_THRESHOLD,
+    MAX_ALERT_THRESHOLDS,
+    MAX_LIMIT,
+    normalise_thresholds,
+)
 from apps.core.api import StrictModelSerializer, StrictSerializer
 from apps.core.http import validate_upstream_url
 from apps.tenants.models import ApiKey
@@ -19,6 +25,13 @@ ZERO = Decimal(0)
 API_NAMES = {"api_key": "apiKeyId", "user_label": "userId", "project_label": "projectId",
              "alert_thresholds": "alertThresholds", "downgrade_threshold": "downgradeThreshold",
              "webhook_url": "webhookUrl", "webhook_secret": "webhookSecret"}
+
+
+@extend_schema_field({"type": "array", "maxItems": MAX_ALERT_THRESHOLDS,
+                     "items": {"type": "number", "minimum": 0.01, "maximum": MAX_ALERT_THRESHOLD}})
+class AlertThresholdsField(serializers.JSONField):
+    """Percents of the limit, up to MAX_ALERT_THRESHOLD (a notify budget may overrun: 150 is meaningful); the
+    schema states the model's bounds, `normalise_thresholds` enforces them (and at most two decimals)."""
 
 
 class BudgetAlertStateSerializer(StrictSerializer):
@@ -46,8 +59,9 @@ class BudgetSerializer(StrictModelSerializer):
     downgradeThreshold = serializers.DecimalField(  # noqa: N815
         source="downgrade_threshold", max_digits=5, decimal_places=2, min_value=Decimal("0.01"),
         max_value=Decimal(100), coerce_to_string=False, required=False)
-    alertThresholds = serializers.JSONField(source="alert_thresholds", required=False,  # noqa: N815
-                                            help_text="Percents of the limit, e.g. [50, 80, 95].")
+    alertThresholds = AlertThresholdsField(source="alert_thresholds", required=False,  # noqa: N815
+                                           help_text="Percents of the limit, e.g. [50, 80, 95]; above 100 "
+                                                     "for a budget that may overrun (notify).")
     webhookUrl = serializers.CharField(source="webhook_url", required=False, allow_blank=True,  # noqa: N815
                                        allow_null=True, max_length=500)
     webhookSecret = serializers.CharField(write_only=True, required=False, allow_blank=True,  # noqa: N815

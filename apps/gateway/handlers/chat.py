@@ -39,7 +39,7 @@ async def _answer(rt: GatewayRuntime, call: Call, body: dict, ordered, sink) -> 
         return await respond.json(200, orjson.dumps(result))
     batches, first = await pipeline.open_chat_stream(rt, ctx, body, ordered)
     served(respond, ctx)
-    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    include_usage = pipeline.wants_stream_usage(body)
     label = ctx.chosen.provider.name or ctx.chosen.provider.slug
     await relay(ctx, respond, call.receive, first, batches, include_usage=include_usage, label=label, sink=sink)
     return None

@@ -6,8 +6,11 @@ The differences that need translating:
   into one message's content blocks, OpenAI `tool` messages become `tool_result` blocks of a user message,
   and a conversation that opens with the assistant gets a placeholder user turn first;
 - `max_tokens` is required (4096 when the client gave none); temperature is 0..1, not 0..2;
-- there is no JSON mode: `response_format` becomes an instruction appended to the system prompt
-  (JSON_INSTRUCTION; the fake recognises it to answer in JSON);
+- there is no JSON mode: `json_object` becomes an instruction appended to the system prompt (JSON_INSTRUCTION;
+  the fake recognises it to answer in JSON); `json_schema` with an object schema becomes a forced tool
+  (STRUCTURED_TOOL) whose input is the answer, returned as the message content (with the request's own tools,
+  or thinking, which refuses forced tools, it stays an instruction / an unforced tool);
+- OpenRouter's `reasoning` becomes `thinking` (`reasoning.py`); thinking text comes back as `reasoning`;
 - usage counts cache reads and cache writes apart from `input_tokens`; all three are prompt tokens.
 """
 
@@ -36,10 +39,13 @@ from .base import (
     tool_arguments,
     usage_dict,
 )
+from .reasoning import anthropic_budget, reasoning_of
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
 JSON_INSTRUCTION = "Respond only with a JSON object, with no text before or after it."
+# The forced tool carrying a `response_format: json_schema` answer; its input becomes the message content.
+STRUCTURED_TOOL = "json_response"
 PLACEHOLDER_USER_TEXT = "."  # Anthropic needs a first user turn; keep it as neutral as possible
 
 STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop", "max_tokens": "length",
@@ -214,9 +220,40 @@ def _json_instruction(response_format) -> str:
     return ""
 
 
+def _structured_tool(body: dict) -> dict | None:
+    """`response_format: json_schema` as a tool the model must call (its input is the answer), when the schema
+    is an object and the request has no tools of its own (theirs would be unreachable under a forced choice)."""
+    response_format = body.get("response_format") or {}
+    spec = response_format.get("json_schema") if response_format.get("type") == "json_schema" else None
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    if not isinstance(schema, dict) or schema.get("type") != "object" or body.get("tools") or body.get("functions"):
+        return None
+    description = f"Give your answer as this tool's input ({spec.get('name') or 'response'}"
+    if spec.get("description"):
+        description += f": {spec['description']}"
+    return {"name": STRUCTURED_TOOL, "description": description + ").", "input_schema": schema}
+
+
+def _thinking(body: dict, out: dict) -> bool:
+    """OpenRouter's `reasoning` as extended thinking. Anthropic counts the budget inside max_tokens, which must
+    exceed it, and refuses temperature/top_k with thinking (top_p only from 0.95)."""
+    reasoning = reasoning_of(body)
+    budget = anthropic_budget(reasoning, out["max_tokens"]) if reasoning is not None else None
+    if budget is None:
+        return False
+    out["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    if out["max_tokens"] <= budget:
+        out["max_tokens"] += budget
+    out.pop("temperature", None)
+    if out.get("top_p") is not None and out["top_p"] < 0.95:
+        out.pop("top_p")
+    return True
+
+
 def chat_body(body: dict, target: Target, *, stream: bool) -> dict:
     system, messages = translate_messages(body.get("messages") or [])
-    if instruction := _json_instruction(body.get("response_format")):
+    structured = _structured_tool(body)
+    if structured is None and (instruction := _json_instruction(body.get("response_format"))):
         system = f"{system}\n\n{instruction}" if system else instruction
     out: dict = {"model": target.model, "messages": messages,
                  "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS}
@@ -233,6 +270,14 @@ def chat_body(body: dict, target: Target, *, stream: bool) -> dict:
     if user := body.get("user") or body.get("safety_identifier"):
         out["metadata"] = {"user_id": str(user)}
     tools, tool_choice = _tools(body)
+    thinking = _thinking(body, out)
+    if structured is not None:
+        tools = [structured]
+        # A forced tool choice is refused with thinking: then the instruction asks for the call instead.
+        tool_choice = {"type": "auto"} if thinking else {"type": "tool", "name": STRUCTURED_TOOL}
+        if thinking:
+            instruction = f"Answer only by calling the {STRUCTURED_TOOL} tool."
+            out["system"] = f"{out['system']}\n\n{instruction}" if out.get("system") else instruction
     if tools:
         out["tools"] = tools
     if tool_choice:
@@ -267,7 +312,8 @@ def _error(status: int, err_type: str | None, message: str, retry_after: float |
 class AnthropicStream(StreamTranslator):
     """Anthropic's named SSE events → OpenAI chunks. Only `message_stop` ends a stream properly."""
 
-    __slots__ = ("chunks", "decoder", "done", "error", "started", "stop_reason", "tool_index", "tools", "usage")
+    __slots__ = ("chunks", "decoder", "done", "error", "started", "stop_reason", "structured", "tool_index", "tools",
+                 "usage")
 
     def __init__(self, chunks: ChunkFactory):
         self.chunks = chunks
@@ -278,6 +324,7 @@ class AnthropicStream(StreamTranslator):
         self.usage: dict = {}
         self.tools: dict[int, int] = {}  # content block index → OpenAI tool-call index
         self.tool_index = 0
+        self.structured: int | None = None  # content block index of the json_response tool, if any
 
     def _start(self, out: list[dict]) -> None:
         if not self.started:
@@ -297,7 +344,9 @@ class AnthropicStream(StreamTranslator):
             elif kind == "content_block_start":
                 self._start(out)
                 block = event.get("content_block") or {}
-                if block.get("type") == "tool_use":
+                if block.get("type") == "tool_use" and block.get("name") == STRUCTURED_TOOL:
+                    self.structured = event.get("index", 0)  # its input streams as the answer's text
+                elif block.get("type") == "tool_use":
                     self.tools[event.get("index", 0)] = index = self.tool_index
                     self.tool_index += 1
                     out.append(self.chunks.chunk({"tool_calls": [{
@@ -310,6 +359,11 @@ class AnthropicStream(StreamTranslator):
                 delta = event.get("delta") or {}
                 if delta.get("type") == "text_delta" and delta.get("text"):
                     out.append(self.chunks.chunk({"content": delta["text"]}))
+                elif delta.get("type") == "thinking_delta" and delta.get("thinking"):
+                    out.append(self.chunks.chunk({"reasoning": delta["thinking"]}))
+                elif (delta.get("type") == "input_json_delta" and delta.get("partial_json")
+                      and event.get("index", 0) == self.structured):
+                    out.append(self.chunks.chunk({"content": delta["partial_json"]}))
                 elif delta.get("type") == "input_json_delta" and delta.get("partial_json"):
                     index = self.tools.get(event.get("index", 0))
                     if index is not None:  # None: the input of a server-side tool, not ours to relay
@@ -317,6 +371,8 @@ class AnthropicStream(StreamTranslator):
                             "index": index, "function": {"arguments": delta["partial_json"]}}]}))
             elif kind == "message_delta":
                 self.stop_reason = (event.get("delta") or {}).get("stop_reason") or self.stop_reason
+                if self.structured is not None and self.stop_reason == "tool_use":
+                    self.stop_reason = "end_turn"
                 # message_delta's usage counts are cumulative, so they replace what message_start said.
                 self.usage.update({k: v for k, v in (event.get("usage") or {}).items() if v is not None})
             elif kind == "message_stop":
@@ -365,16 +421,24 @@ class AnthropicAdapter(Adapter):
         data = loads(payload)
         if not isinstance(data, dict) or not isinstance(data.get("content"), list):
             raise UpstreamError("Upstream returned a malformed message.", status=502, retryable=True)
-        text = "".join(b.get("text", "") for b in data["content"] if b.get("type") == "text")
+        blocks = data["content"]
+        text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
+        structured = [b for b in blocks if b.get("type") == "tool_use" and b.get("name") == STRUCTURED_TOOL]
+        stop_reason = data.get("stop_reason")
+        if structured:  # the answer to response_format: json_schema
+            text, stop_reason = orjson.dumps(structured[0].get("input") or {}).decode(), "end_turn"
         tool_calls = [{"id": b.get("id"), "type": "function",
                        "function": {"name": b.get("name", ""),
                                     "arguments": orjson.dumps(b.get("input") or {}).decode()}}
-                      for b in data["content"] if b.get("type") == "tool_use"]
+                      for b in blocks if b.get("type") == "tool_use" and b.get("name") != STRUCTURED_TOOL]
         message: dict = {"role": "assistant", "content": text if text or not tool_calls else None, "refusal": None}
         if tool_calls:
             message["tool_calls"] = tool_calls
+        thinking = "".join(b.get("thinking", "") for b in blocks if b.get("type") == "thinking")
+        if thinking:
+            message["reasoning"] = thinking
         return completion(id=data.get("id"), model=target.model, message=message,
-                          finish_reason=_finish(data.get("stop_reason")), usage=_usage(data.get("usage")))
+                          finish_reason=_finish(stop_reason), usage=_usage(data.get("usage")))
 
     def chat_stream(self, target: Target, chunks: ChunkFactory) -> StreamTranslator:
         return AnthropicStream(chunks)

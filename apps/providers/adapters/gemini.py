@@ -33,12 +33,12 @@ from .base import (
     tool_arguments,
 )
 from .gemini_response import GeminiStream, finish_reason, gemini_error, read_parts, usage_from
+from .gemini_schema import response_schema
+from .reasoning import gemini_budget, reasoning_of
 from .simulated import estimate_tokens
 
 API_VERSION = "v1beta"
 TOOL_MODES = {"auto": "AUTO", "required": "ANY", "none": "NONE"}
-# Gemini's OpenAI-compatible endpoint maps reasoning_effort to these thinking budgets.
-THINKING_BUDGETS = {"none": 0, "minimal": 0, "low": 1024, "medium": 8192, "high": 24576}
 # The OpenAPI-subset fields Gemini's Schema accepts; anything else is a 400 "Unknown name".
 SCHEMA_KEYS = {"type", "format", "title", "description", "nullable", "enum", "items", "minItems", "maxItems",
                "properties", "required", "minProperties", "maxProperties", "minLength", "maxLength", "pattern",
@@ -162,9 +162,13 @@ def generation_config(body: dict) -> dict:
         config["responseMimeType"] = "application/json"
         schema = (response_format.get("json_schema") or {}).get("schema")
         if isinstance(schema, dict):
-            config["responseSchema"] = sanitize_schema(schema)
-    if body.get("reasoning_effort") in THINKING_BUDGETS:
-        config["thinkingConfig"] = {"thinkingBudget": THINKING_BUDGETS[body["reasoning_effort"]]}
+            config["responseSchema"] = response_schema(schema)
+    reasoning = reasoning_of(body)
+    if reasoning is not None:
+        budget = gemini_budget(reasoning)
+        config["thinkingConfig"] = {"thinkingBudget": budget}
+        if budget and not reasoning.exclude:
+            config["thinkingConfig"]["includeThoughts"] = True
     return config
 
 
@@ -268,8 +272,10 @@ class GeminiAdapter(Adapter):
                               message={"role": "assistant", "content": ""})
         choices = []
         for position, candidate in enumerate(candidates):
-            text, calls = read_parts(candidate)
+            text, calls, thoughts = read_parts(candidate)
             message = {"role": "assistant", "content": text if text or not calls else None}
+            if thoughts:
+                message["reasoning"] = thoughts
             if calls:
                 message["tool_calls"] = calls
             choices.append({"index": candidate.get("index", position), "message": message, "logprobs": None,

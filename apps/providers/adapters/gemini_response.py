@@ -50,15 +50,16 @@ def tool_call(part: dict) -> dict:
     return out
 
 
-def read_parts(candidate: dict) -> tuple[str, list[dict]]:
-    """A candidate's visible text and its function calls; thought summaries are not part of the answer."""
-    text, calls = [], []
+def read_parts(candidate: dict) -> tuple[str, list[dict], str]:
+    """A candidate's visible text, its function calls and its thought summaries (OpenRouter's `reasoning`:
+    not part of the answer)."""
+    text, calls, thoughts = [], [], []
     for part in (candidate.get("content") or {}).get("parts") or []:
         if "functionCall" in part:
             calls.append(tool_call(part))
-        elif isinstance(part.get("text"), str) and not part.get("thought"):
-            text.append(part["text"])
-    return "".join(text), calls
+        elif isinstance(part.get("text"), str):
+            (thoughts if part.get("thought") else text).append(part["text"])
+    return "".join(text), calls, "".join(thoughts)
 
 
 def gemini_error(err: dict, status: int, headers: Mapping[str, str] | None = None) -> UpstreamError:
@@ -104,7 +105,9 @@ class GeminiStream(StreamTranslator):
     def _candidate(self, candidate: dict) -> list[dict]:
         index = int(candidate.get("index") or 0)
         out = self._start(index)
-        text, calls = read_parts(candidate)
+        text, calls, thoughts = read_parts(candidate)
+        if thoughts:
+            out.append(self.chunks.chunk({"reasoning": thoughts}, index=index))
         if text:
             out.append(self.chunks.chunk({"content": text}, index=index))
         for call in calls:

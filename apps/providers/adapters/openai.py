@@ -13,6 +13,7 @@ from .base import (
     json_body,
     loads,
 )
+from .reasoning import is_openai_reasoning_model, openai_effort, reasoning_of
 
 
 def extra_headers(target: Target) -> dict[str, str]:
@@ -33,6 +34,12 @@ def headers_for(target: Target) -> dict[str, str]:
 def chat_body(body: dict, target: Target, *, stream: bool) -> dict:
     out = dict(body)
     out["model"] = target.model
+    if "reasoning" in out:  # OpenRouter's object: only reasoning models take an effort, and only by that name
+        reasoning = reasoning_of(out)
+        del out["reasoning"]
+        effort = openai_effort(reasoning) if is_openai_reasoning_model(target.model) else None
+        if effort and "reasoning_effort" not in out:
+            out["reasoning_effort"] = effort
     if stream:
         out["stream"] = True
         # Always ask for usage so costs are exact; the gateway strips it unless the client asked.

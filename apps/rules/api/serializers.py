@@ -14,7 +14,7 @@ class RuleSerializer(StrictModelSerializer):
         fields = ["id", "name", "description", "condition", "enabled", "builtin", "shadowed", "created_at",
                   "updated_at"]
         read_only_fields = ["id", "builtin", "shadowed", "created_at", "updated_at"]
-        validators = []  # per-tenant uniqueness is the service's (it knows the tenant; a duplicate is a 409)
+        validators = []  # per-tenant uniqueness is the service's (it knows the tenant): a 400 on `name`
 
     def get_builtin(self, obj) -> bool:
         return False

@@ -7,9 +7,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from apps.billing import analytics
-from apps.core import loop_thread
 from apps.core.graphql_fields import reader
 from apps.core.health import health_report
+from apps.gateway import completion_api
 from apps.gateway import health_report as gateway_health
 from apps.gateway import metrics as gateway_metrics
 
@@ -33,7 +33,9 @@ class SystemQueries(graphene.ObjectType):
     @staticmethod
     @reader
     def resolve_health(root, info):
-        _, body = loop_thread.run(health_report(), timeout=HEALTH_TIMEOUT_SECONDS)
+        # On the server's loop, as GET /health runs: its providers section reads the shared gateway runtime, whose
+        # Redis client belongs to that loop (used from another loop, it crashed the process).
+        _, body = completion_api.run_sync(health_report, timeout=HEALTH_TIMEOUT_SECONDS)
         return SystemHealth(status=body["status"], version=body["version"], embedded=body["embedded"],
                             checks=body["checks"], providers=body.get("providers") or {})
 

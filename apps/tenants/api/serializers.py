@@ -8,7 +8,8 @@ class TenantSerializer(StrictModelSerializer):
     class Meta:
         model = Tenant
         fields = ["id", "slug", "name", "is_active", "default_routing_strategy", "rate_limit_rpm", "rate_limit_tpm",
-                  "max_concurrent", "created_at", "updated_at"]
+                  "max_concurrent", "request_logging", "request_log_retention_days", "request_log_redact",
+                  "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
 
 
@@ -19,7 +20,8 @@ class ApiKeySerializer(StrictModelSerializer):
     class Meta:
         model = ApiKey
         fields = ["id", "name", "hint", "scopes", "user_label", "project_label", "expires_at", "rate_limit_rpm",
-                  "rate_limit_tpm", "max_concurrent", "revoked_at", "last_used_at", "created_at", "status"]
+                  "rate_limit_tpm", "max_concurrent", "request_logging", "revoked_at", "last_used_at", "created_at",
+                  "status"]
         read_only_fields = ["id", "hint", "revoked_at", "last_used_at", "created_at", "status"]
 
     def get_status(self, obj) -> str:

@@ -69,8 +69,8 @@ class ApiKeyViewSet(AccessByIdMixin, mixins.ListModelMixin, mixins.RetrieveModel
             user_label=data.get("user_label", ""), project_label=data.get("project_label", ""),
             expires_at=data.get("expires_at"),
             user=request.user if getattr(request.user, "pk", None) else None,
-            limits={name: data[name] for name in ("rate_limit_rpm", "rate_limit_tpm", "max_concurrent")
-                    if name in data},
+            limits={name: data[name] for name in ("rate_limit_rpm", "rate_limit_tpm", "max_concurrent",
+                                                  "request_logging") if name in data},
         )
         key.key = secret
         response = Response(ApiKeyCreatedSerializer(key).data, status=status.HTTP_201_CREATED)

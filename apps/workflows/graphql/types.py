@@ -159,11 +159,33 @@ def remember_tokens(info, tokens) -> list:
 
 
 class AgentRef(graphene.ObjectType):
-    """An agent working on an instance (filled once the agents app runs agents on places)."""
+    """An agent bound to a place of the instance's workflow, and how its latest run on the instance went."""
 
-    id = graphene.ID(required=True)
-    role = graphene.String(required=True)
-    status = graphene.String(required=True)
+    id = graphene.ID(required=True, description="The agent's id.")
+    role = graphene.String(required=True, description="The agent's name.")
+    status = graphene.String(required=True, description="Its latest execution's status on this instance (pending, "
+                                                        "running, completed, …); idle before any.")
+    place = graphene.String(description="The place it works on.")
+    place_agent_id = graphene.ID(description="The binding (placeAgentConfigs).")
+    execution_id = graphene.ID(description="Its latest execution on this instance (agentExecution).")
+
+
+# A higher layer (the agents app) says which agents work on instances: `load(instances) -> {pk: [{id, role,
+# status, place, place_agent_id, execution_id}]}`, registered by the schema's composition root.
+_agent_loaders: list = []
+
+
+def register_instance_agents(load) -> None:
+    if load not in _agent_loaders:
+        _agent_loaders.append(load)
+
+
+def _instance_agents(instances) -> dict:
+    out = {instance.pk: [] for instance in instances}
+    for load in _agent_loaders:
+        for pk, refs in load(instances).items():
+            out[pk].extend(AgentRef(**ref) for ref in refs)
+    return out
 
 
 class WorkflowInstance(graphene.ObjectType):
@@ -204,7 +226,7 @@ class WorkflowInstance(graphene.ObjectType):
 
     @staticmethod
     def resolve_agents(instance, info):
-        return []  # the agents app contributes these when it lands
+        return batched(info, "instance", "agents", instance, _instance_agents)
 
 
 def _active_tokens(info, instances) -> dict:

@@ -280,6 +280,13 @@ def test_json_mode(fake):
     body = {"model": MODEL, "messages": [{"role": "system", "content": "Be exact."}, {"role": "user", "content": "s"}],
             "response_format": {"type": "json_schema", "json_schema": {"name": "e", "schema": schema}}}
     assert json.loads(chat(fake, body)["choices"][0]["message"]["content"])["echo"] == "s"
+    # an object schema is a forced tool whose input is the answer; the system prompt is left alone
+    sent = fake.requests[-1]["json"]
+    assert sent["system"] == "Be exact." and sent["tool_choice"] == {"type": "tool", "name": "json_response"}
+    # with tools of the request's own, the schema stays an instruction (a forced tool would hide theirs)
+    tool = {"type": "function", "function": {"name": "t", "parameters": {"type": "object",
+                                                                         "properties": {"q": {"type": "string"}}}}}
+    chat(fake, {**body, "tools": [tool], "tool_choice": "none"})
     system = fake.requests[-1]["json"]["system"]
     assert system.startswith("Be exact.\n\n" + JSON_INSTRUCTION) and orjson.dumps(schema).decode() in system
 

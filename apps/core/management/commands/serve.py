@@ -102,3 +102,7 @@ class Command(BaseCommand):
             self.stderr.write(f"demo API key (shown once): {created['api_key']}")
         if created.get("workflows"):
             self.stderr.write(f"example workflows loaded: {', '.join(created['workflows'])}")
+        if created.get("functions"):
+            self.stderr.write(f"example functions loaded: {', '.join(created['functions'])}")
+        if created.get("agents"):
+            self.stderr.write(f"example agents loaded: {', '.join(created['agents'])}")
