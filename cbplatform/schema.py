@@ -20,6 +20,7 @@ from apps.functions.graphql.mutations.function_execute import ExecuteFunction
 from apps.functions.graphql.queries import FunctionsQueries
 from apps.providers.graphql.mutations.llm_provider_configure import ConfigureLlmProvider
 from apps.providers.graphql.queries import ProvidersQueries
+from apps.realtime.graphql.subscriptions import Subscription
 from apps.rules.graphql.mutations.rule_create import CreateRule
 from apps.rules.graphql.mutations.rule_delete import DeleteRule
 from apps.rules.graphql.mutations.rule_evaluate import EvaluateRule
@@ -90,4 +91,4 @@ class Mutation(*MUTATIONS, graphene.ObjectType):
     pass
 
 
-schema = graphene.Schema(query=Query, mutation=Mutation)
+schema = graphene.Schema(query=Query, mutation=Mutation, subscription=Subscription)

@@ -22,7 +22,7 @@ from django.db.models import Q
 from apps.core import redis as cb_redis
 from apps.tenants.models import ApiKey, Tenant
 
-from . import request_logs
+from . import cost_events, request_logs
 from .ledger_stream import GROUP, INFLIGHT_LOST, STREAM
 from .models import RequestLog, UsageRecord
 
@@ -79,6 +79,8 @@ def ingest_entries(payloads: list[bytes]) -> int:
         _touch_keys(records)
         if logged:
             _request_logs(logged)
+        if cost_events.wanted():  # costUpdates subscribers; a row already recorded may be announced again
+            cost_events.publish_on_commit(cost_events.usage_events(records))
     return len(records)
 
 

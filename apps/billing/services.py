@@ -10,6 +10,7 @@ from decimal import Decimal
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 
+from . import cost_events
 from .alert_webhooks import budget_alert_webhook
 from .budget_outcomes import AlertDue
 from .models import Budget, BudgetAlert, CostRule
@@ -80,8 +81,14 @@ def budget_alert_record(budget_id: int, period_start: datetime, threshold, spent
                    extra={"cb": {"event": "budget_alert", "budget": budget.id, "tenant": budget.tenant_id,
                                  "threshold": float(threshold), "spent": str(spent), "limit": str(budget.limit),
                                  "period_start": period_start.isoformat()}})
-    if budget.webhook_url:
-        transaction.on_commit(lambda: budget_alert_webhook.delay(alert.id))
+    event = cost_events.alert_event(alert, budget)
+
+    def committed():
+        cost_events.publish([event])  # costUpdates subscribers; never raises
+        if budget.webhook_url:
+            budget_alert_webhook.delay(alert.id)
+
+    transaction.on_commit(committed)
     return alert
 
 

@@ -161,9 +161,12 @@ def _route_info(ctx: RequestContext) -> dict:
 
 async def stream(tenant, request: dict, *, api_key_id: int | None = None, user: str | None = None,
                  project: str | None = None, workflow_id: str | None = None, agent_id: str | None = None,
-                 routing: dict | None = None, request_id: str | None = None) -> AsyncIterator[dict]:
+                 routing: dict | None = None, request_id: str | None = None,
+                 report: dict | None = None) -> AsyncIterator[dict]:
     """The chunks of one streamed chat completion, as /v1 would send them (`stream_options.include_usage`
-    adds the final usage chunk). Closing the iterator early stops the upstream and bills what was relayed."""
+    adds the final usage chunk). Closing the iterator early stops the upstream and bills what was relayed.
+    `report`, when given, receives what was billed once the stream ends: `request_id`, `usage`, `cost`
+    (Decimal), `model`, `provider`."""
     rt = _runtime()
     ctx = None
     status, opened = 499, time.perf_counter()
@@ -209,3 +212,13 @@ async def stream(tenant, request: dict, *, api_key_id: int | None = None, user: 
                 await ctx.health.release(ctx.ticket)
             await pipeline.finalize(rt, ctx, status)
             pipeline.account(ctx, status, ctx.error_code)
+            if report is not None:
+                report.update(_report(ctx))
+
+
+def _report(ctx: RequestContext) -> dict:
+    chosen = ctx.chosen
+    return {"request_id": ctx.request_id, "usage": ctx.usage,
+            "cost": cost_of(chosen.model, ctx.usage) if chosen and ctx.usage else None,
+            "model": chosen.model.model_id if chosen else None,
+            "provider": (chosen.provider.name or chosen.provider.slug) if chosen else None}

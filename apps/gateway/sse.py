@@ -15,7 +15,7 @@ from .pipeline import note_chunk
 
 
 async def relay(ctx: RequestContext, respond: Responder, receive, first, batches, *, include_usage: bool = False,
-                label: str | None = None, pump=None) -> None:
+                label: str | None = None, pump=None, sink=None) -> None:
     """Relay until the upstream ends or the client leaves; the chosen deployment's outcome goes to the health
     cache (a client that left says nothing about the deployment: its ticket is released). `pump()` makes the
     coroutine that sends the events and returns the error that ended the stream early (default: `pump_events`,
@@ -24,7 +24,7 @@ async def relay(ctx: RequestContext, respond: Responder, receive, first, batches
     await respond.start_sse()
     if pump is None:
         pump = asyncio.ensure_future(pump_events(ctx, respond, first, batches, include_usage=include_usage,
-                                                 label=label))
+                                                 label=label, sink=sink))
     else:
         pump = asyncio.ensure_future(pump())
     gone = asyncio.ensure_future(wait_disconnect(receive))
@@ -53,7 +53,7 @@ async def wait_disconnect(receive) -> None:
 
 
 async def pump_events(ctx: RequestContext, respond: Responder, first, batches, *, include_usage: bool,
-                      label: str | None = None) -> UpstreamError | None:
+                      label: str | None = None, sink=None) -> UpstreamError | None:
     """Relay batches of chunks, one send per upstream read; returns the error that ended the stream early."""
     failure = None
     try:
@@ -63,6 +63,8 @@ async def pump_events(ctx: RequestContext, respond: Responder, first, batches, *
             for chunk in batch:
                 if label is not None:
                     chunk["provider"] = label
+                if sink is not None:  # llmStream subscribers (stream_publish): queued, never waited for
+                    sink.chunk(chunk)
                 if not note_chunk(ctx, chunk):
                     if include_usage:
                         events.append(sse_event(chunk))

@@ -26,6 +26,7 @@ SORT_STRATEGIES = {"price": "cost_optimized", "throughput": "performance_first",
 CIRCUIT_BREAKER_OPTIONS = (
     "routing_strategy", "max_cost_per_1k_tokens", "max_latency_ms", "fallback_models", "task_type",
     "require_streaming", "prefer_models", "preferred_providers", "prefer_large_context", "budget_tracking",
+    "publish_stream",
 )
 BUDGET_TRACKING_OPTIONS = ("user_id", "project_id")
 PROVIDER_OPTIONS = (
@@ -55,6 +56,7 @@ class RouteOptions:
     prefer_models: tuple[str, ...] = ()
     preferred_providers: tuple[str, ...] = ()
     prefer_large_context: bool = False
+    publish_stream: bool = False  # publish the chunks for GraphQL `llmStream(requestId)` subscribers
     budget_user_id: str | None = None
     budget_project_id: str | None = None
     # OpenRouter
@@ -204,6 +206,7 @@ def parse_route_options(body: dict, *, default_strategy: str,
         prefer_models=_strings(cb.get("prefer_models"), p + "prefer_models"),
         preferred_providers=_strings(cb.get("preferred_providers"), p + "preferred_providers"),
         prefer_large_context=_bool(cb.get("prefer_large_context"), p + "prefer_large_context", False),
+        publish_stream=_bool(cb.get("publish_stream"), p + "publish_stream", False),
         budget_user_id=_string(budget.get("user_id"), p + "budget_tracking.user_id"),
         budget_project_id=_string(budget.get("project_id"), p + "budget_tracking.project_id"),
         models=models,

@@ -52,10 +52,20 @@ STARTUP_HOOKS = ["cbplatform.bootstrap.startup_setup"]
 STORAGE_BACKEND = env.choice("STORAGE_BACKEND", default="auto", choices=STORAGE_BACKENDS)
 DATABASE_CONFIG = env.database("DATABASE_URL")
 REDIS_URL = env.url("REDIS_URL", schemes=("redis", "rediss", "unix"))
+# When set, relayed workflow events are also published to NATS JetStream (apps/realtime/nats_forward.py).
 NATS_URL = env.url("NATS_URL", schemes=("nats", "tls"))
-WORKFLOW_EVENTS_TO_NATS = STORAGE_BACKEND == "nats"
-if WORKFLOW_EVENTS_TO_NATS and NATS_URL is None:
+WORKFLOW_EVENTS_TO_NATS = STORAGE_BACKEND == "nats" or NATS_URL is not None
+if STORAGE_BACKEND == "nats" and NATS_URL is None:
     raise EnvError("STORAGE_BACKEND=nats needs NATS_URL (nats://host:4222)")
+_EVENTS_STREAM = "CB_EVENTS"  # a JetStream stream name, not a variable
+NATS_STREAM = env.str("NATS_STREAM", default=_EVENTS_STREAM)
+NATS_SUBJECT_PREFIX = env.str("NATS_SUBJECT_PREFIX", default="cb")
+# How often each web process (and the beat task) looks for outbox rows no listener published.
+REALTIME_RELAY_SWEEP_SECONDS = env.float("REALTIME_RELAY_SWEEP_SECONDS", default=2.0, minimum=0.1)
+# Outside the web process (Celery workers, commands), events are relayed by a daemon thread the commits wake
+# (`thread`), or before the committing thread goes on (`inline`: what the tests use, so no relay runs behind a
+# test's back while it truncates tables).
+REALTIME_RELAY_OUTSIDE_WEB = env.choice("REALTIME_RELAY_OUTSIDE_WEB", default="thread", choices=("thread", "inline"))
 
 # --- Routing, limits, resilience ---------------------------------------------------------------
 DEFAULT_ROUTING_STRATEGY = env.choice("DEFAULT_ROUTING_STRATEGY", default="balanced", choices=ROUTING_STRATEGIES)
@@ -268,14 +278,15 @@ SPECTACULAR_SETTINGS = {
                              "apps.core.api.document_errors", "apps.core.api.document_rules_beyond_schema"],
 }
 
-GRAPHENE = {"SCHEMA": "cbplatform.schema.schema"}
+# GraphiQL runs subscriptions over the WebSocket on /graphql (apps/realtime/graphql_ws.py).
+GRAPHENE = {"SCHEMA": "cbplatform.schema.schema", "SUBSCRIPTION_PATH": "/graphql"}
 # A document nested deeper, or that may touch more fields (list fields counted by their page size), is refused
 # before it runs (apps.core.graphql_limits).
 GRAPHQL_MAX_DEPTH = env.int("GRAPHQL_MAX_DEPTH", default=10, minimum=2, maximum=100)
 GRAPHQL_MAX_COST = env.int("GRAPHQL_MAX_COST", default=20000, minimum=10)
 
 CELERY_IMPORTS = ["apps.billing.ingest", "apps.billing.rollup", "apps.workflows.tasks", "apps.functions.tasks",
-                  "apps.agents.tasks"]
+                  "apps.agents.tasks", "apps.realtime.tasks"]
 CELERY_BEAT_SCHEDULE = {
     "ingest-usage": {"task": "billing.ingest_usage", "schedule": 1.0},
     "reconcile-inflight": {"task": "billing.reconcile_inflight", "schedule": 60.0},  # killed web processes
@@ -289,6 +300,8 @@ CELERY_BEAT_SCHEDULE = {
     "agents-sweep-lost": {"task": "agents.sweep_lost", "schedule": 60.0},
     "functions-schedules-due": {"task": "functions.schedules_due",
                                 "schedule": env.float("FUNCTIONS_SCHEDULE_SWEEP_SECONDS", default=15.0, minimum=0.2)},
+    # Workflow events no after-commit listener published (a process killed after its commit).
+    "realtime-relay-events": {"task": "realtime.relay_events", "schedule": 5.0},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -329,8 +342,16 @@ def database_settings(default_sqlite: Path | None) -> dict:
 
 def channel_layers(redis_url: str | None) -> dict:
     if redis_url:
-        return {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [redis_url]}}}
-    return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+        # channels-redis reads with BZPOPMIN for 5 s at a time; redis-py 8's default 5 s socket timeout would end
+        # that read with a TimeoutError (every idle subscriber failing after 5 s), so reads get longer.
+        host = {"address": redis_url, "socket_timeout": 30}
+        return {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                            "CONFIG": {"hosts": [host], "capacity": CHANNEL_CAPACITY}}}
+    return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": CHANNEL_CAPACITY}}}
+
+
+# Messages a subscriber's channel holds before the layer drops for it (a relay batch is up to 500 events).
+CHANNEL_CAPACITY = 1000
 
 
 def cache_settings(redis_url: str | None) -> dict:

@@ -19,3 +19,4 @@ AUTO_SETUP = False
 SIMULATED_PROVIDER = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_BROKER_URL = REDIS_URL
+REALTIME_RELAY_OUTSIDE_WEB = "inline"  # see base.py

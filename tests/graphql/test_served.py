@@ -13,6 +13,7 @@ import pytest
 from apps.system.graphql.mutations import completion_create
 from tests.conftest import ServerProcess, committed
 from tests.fakes.openai import FakeOpenAI
+from tests.graphiql_browser import graphiql_running
 
 pytestmark = pytest.mark.django_db
 INPUT, OUTPUT = Decimal("0.0000025"), Decimal("0.00001")  # gpt-4o list prices per token
@@ -195,10 +196,6 @@ def test_a_slow_completion_holds_no_other_request(served):
 def test_graphiql_runs_a_mutation_with_the_admin_session(served):
     """GraphiQL at / on the GraphQL port, in headless Chromium, signed in through the admin: its POST carries
     the session and Django's CSRF token, and the mutation acts for the user's tenant."""
-    import urllib.parse
-
-    from playwright.sync_api import sync_playwright
-
     from apps.rules.models import Rule
     from apps.tenants.models import Membership
     from tests import factories
@@ -208,22 +205,11 @@ def test_graphiql_runs_a_mutation_with_the_admin_session(served):
     base = served["server"].graphql_url
     query = 'mutation { createRule(input: {name: "from-graphiql", condition: null}) { id name } }'
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
-            page = browser.new_page()
-            page.goto(f"{base}/admin/login/?next=/admin/")
-            page.fill("#id_username", user.username)
-            page.fill("#id_password", "pw")
-            page.click("input[type=submit]")
-            page.wait_for_url(f"{base}/admin/")
-            page.goto(f"{base}/#query={urllib.parse.quote(query)}")
-            page.wait_for_selector(".graphiql-execute-button", timeout=20000)
-            page.click(".graphiql-execute-button")
+        with graphiql_running(base, user.username, query) as page:
             page.wait_for_function("document.querySelector('.result-window') && "
                                    "document.querySelector('.result-window').innerText.includes('from-graphiql')",
                                    timeout=20000)
             text = page.inner_text(".result-window")
-            browser.close()
         assert '"name": "from-graphiql"' in text and "errors" not in text
         assert committed(lambda: Rule.objects.filter(tenant=served["tenant"], name="from-graphiql").exists())
     finally:

@@ -64,6 +64,26 @@ def test_python_sdk_example(embedded):
     assert lines == ["Simulated reply: Hello!", "Simulated reply: Stream to me"]
 
 
+def test_realtime_examples(embedded):
+    """The Real-time section's WebSocket completion and GraphQL subscription, on the in-memory channel layer
+    (before the management examples add providers to the demo tenant)."""
+    section = README.split("## Real-time streams", 1)[1].split("\n## ", 1)[0]
+    examples = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(examples) == 2
+    outputs = []
+    for example in examples:
+        code = (example.replace("ws://localhost:3000", embedded.url.replace("http://", "ws://"))
+                .replace("ws://localhost:4000", embedded.graphql_url.replace("http://", "ws://")))
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, "README.md", "exec"), {"__name__": "readme"})  # noqa: S102 - our own README
+        outputs.append(out.getvalue().splitlines())
+    completion, subscription = outputs
+    assert completion[0] == "Simulated reply: Hello over a socket"
+    assert completion[1].startswith("completed ") and " tokens, $ " in completion[1]
+    assert subscription == ["workflow_saved"]
+
+
 def test_routing_example(embedded):
     (setup,) = [b for b in blocks("python") if "from openai import OpenAI" in b]
     (routing,) = [b for b in blocks("python") if "circuit_breaker" in b]

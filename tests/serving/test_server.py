@@ -77,7 +77,7 @@ def test_graphiql_is_the_root_of_the_graphql_port(server):
 def test_websocket_on_both_ports(server):
     async def talk(port):
         async with websockets.connect(f"ws://127.0.0.1:{port}/ws", open_timeout=5) as socket:
-            assert json.loads(await socket.recv()) == {"type": "connection_ack"}
+            # Keys are required here: no connection_ack until credentials come (tests/realtime covers those).
             await socket.send(json.dumps({"type": "ping"}))
             assert json.loads(await socket.recv()) == {"type": "pong"}
             await socket.send("not json")
