@@ -30,6 +30,8 @@ def _tenant_with_data():
         ("/api/cost-rules/", {"name": "simple", "conditions": {"simple_prompt": True}, "action": "route_to_model",
                               "params": {"model": "gpt-4o-mini"}}),
         ("/api/rules/", {"name": "always", "condition": []}),
+        ("/api/functions/", {"name": "echo", "runtime": "python",
+                             "config": {"callable": "apps.functions.builtins.echo"}}),
     ]:
         response = client.post(path, body, format="json")
         assert response.status_code == 201, (path, response.content)
