@@ -37,17 +37,19 @@ async def collect(session, query, execution_id, *, first_content: asyncio.Event 
 def test_agent_execution_streams_live_replays_to_late_subscribers_and_hides_other_tenants(world, worker):
     from apps.agents import services
     from apps.agents.models import AgentExecution
+    from tests import factories
 
     tenant = world["tenant"]
     agent = committed(services.agent_create, tenant, name=f"streamer-{RUN}", model="gpt-4o",
                       system_prompt="You echo.", user_template="{text}")
+    _, inference_only = committed(factories.api_key, tenant, scopes=["inference"])
     worker()
     execution = committed(services.agent_execute, tenant, agent=agent, input={"text": f"{WORDS} !slow 0.05"})
     execution_id = str(execution.id)
 
     async def scenario():
         async with client_for(world) as live, client_for(world) as mid, client_for(world) as late, \
-                client_for(world, world["other_secret"]) as foreign:
+                client_for(world, world["other_secret"]) as foreign, client_for(world, inference_only) as unread:
             first_content = asyncio.Event()
             live_task = asyncio.ensure_future(collect(live, BY_COMPLETION, execution_id, first_content=first_content))
             await asyncio.wait_for(first_content.wait(), 60)
@@ -56,7 +58,9 @@ def test_agent_execution_streams_live_replays_to_late_subscribers_and_hides_othe
             late_events = await collect(late, BY_COMPLETION, execution_id)  # after the end: replay only
             with pytest.raises(TransportQueryError) as refused:
                 await collect(foreign, BY_COMPLETION, execution_id)
-            return live_events, mid_events, late_events, refused.value.errors
+            with pytest.raises(TransportQueryError) as lacks_read:  # an inference-only key: no outbox reads
+                await collect(unread, BY_COMPLETION, execution_id)
+            return live_events, mid_events, late_events, refused.value.errors + lacks_read.value.errors
 
     live_timed, mid_timed, late_timed, errors = run(scenario(), timeout=90)
     live_events = [m for _, m in live_timed]
@@ -89,6 +93,7 @@ def test_agent_execution_streams_live_replays_to_late_subscribers_and_hides_othe
     assert mid_timed[-1][0] - mid_timed[0][0] > 0.2  # part of it arrived live, not all from the replay
 
     assert errors[0]["extensions"]["code"] == "NOT_FOUND"
+    assert errors[1]["extensions"]["code"] == "INSUFFICIENT_SCOPE" and "'read'" in errors[1]["message"]
 
 
 def test_a_pending_execution_cancelled_ends_its_stream(world):

@@ -130,6 +130,7 @@ class Subscription(graphene.ObjectType):
         context = _principal(info, "read", "inference")
         execution = await database_sync_to_async(agent_streams.execution_for)(context.tenant, completion_id)
         if execution is not None:
+            context.require("read")  # an execution's events are the tenant's data, as workflow events are
             return agent_streams.execution_stream(context.tenant.id, execution)
         await stream_owners.check("completion", completion_id, context.tenant.id, "completion")
         return _stream("completion", context.tenant.id, completion_id,
@@ -137,6 +138,6 @@ class Subscription(graphene.ObjectType):
 
     @staticmethod
     async def subscribe_agent_execution_updates(root, info, execution_id):
-        context = _principal(info, "read", "inference")
+        context = _principal(info, "read")
         execution = await database_sync_to_async(execution_access_by_id)(context.tenant, execution_id)
         return agent_streams.execution_stream(context.tenant.id, execution)
