@@ -222,7 +222,7 @@ def execution_run(execution_id, attempt: int = 1) -> float | None:
     """Run attempt `attempt` of the execution if it is still pending at attempt - 1 (a duplicate or retried
     task does nothing). Returns the delay before the next attempt when a retryable error leaves attempts."""
     if not _claim(execution_id, attempt):
-        _cancel_if_pending(execution_id)
+        cancel_if_pending(execution_id)
         return None
     ex = AgentExecution.objects.select_related("agent", "tenant", "place_agent").get(pk=execution_id)
     run = AgentRun(ex)
@@ -338,9 +338,17 @@ def sweep_lost(*, grace_seconds: float = LOST_GRACE_SECONDS, limit: int = 200) -
     return handled
 
 
-def _cancel_if_pending(execution_id) -> None:
-    AgentExecution.objects.filter(pk=execution_id, status=ExecutionStatus.PENDING, cancel_requested=True).update(
-        status=ExecutionStatus.CANCELLED, finished_at=timezone.now(), error="Cancelled.", error_code="cancelled")
+def cancel_if_pending(execution_id) -> None:
+    """A pending execution whose cancel was requested ends now, with its final event (as every end has one:
+    a subscriber to the execution waits for it)."""
+    with transaction.atomic():
+        if AgentExecution.objects.filter(pk=execution_id, status=ExecutionStatus.PENDING,
+                                         cancel_requested=True).update(
+                status=ExecutionStatus.CANCELLED, finished_at=timezone.now(), error="Cancelled.",
+                error_code="cancelled"):
+            ex = AgentExecution.objects.select_related("agent").get(pk=execution_id)
+            AgentRun(ex).event("agent_failed", status=ExecutionStatus.CANCELLED, error="Cancelled.",
+                               code="cancelled", attempts=ex.attempts, usage=AgentRun(ex).usage())
 
 
-__all__ = ["FINISHED", "cancel_flag_set", "execution_run"]
+__all__ = ["FINISHED", "cancel_flag_set", "cancel_if_pending", "execution_run"]

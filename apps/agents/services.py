@@ -14,7 +14,6 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 
 from apps.core.errors import ApiError, Conflict, NotFound
 from apps.functions import selectors as function_selectors
@@ -31,7 +30,7 @@ from apps.workflows.netcache import net_for_version
 
 from . import dispatch, mapping, templates, tools, triggers
 from .models import FINISHED, RETRY_KINDS, Agent, AgentExecution, ExecutionStatus, PlaceAgent
-from .runner import cancel_flag_set
+from .runner import cancel_flag_set, cancel_if_pending
 from .selectors import BINDINGS_VERSION_KEY
 
 WAIT_POLL_SECONDS = 0.05
@@ -319,8 +318,7 @@ def execution_cancel(tenant, *, execution: AgentExecution) -> AgentExecution:
         raise Conflict(f"The execution is already {execution.status}.", code="execution_finished")
     AgentExecution.objects.filter(pk=execution.pk).update(cancel_requested=True)
     cancel_flag_set(execution.pk)
-    AgentExecution.objects.filter(pk=execution.pk, status=ExecutionStatus.PENDING).update(
-        status=ExecutionStatus.CANCELLED, finished_at=timezone.now(), error="Cancelled.", error_code="cancelled")
+    cancel_if_pending(execution.pk)
     execution.refresh_from_db()
     return execution
 

@@ -13,6 +13,8 @@ Directives in the last user message make a fake misbehave on command:
   !error-after 2              stream 2 content pieces, then the protocol's in-stream error event
   !filter                     the provider's content-filter / safety block
   !slow 0.05                  wait that long between stream pieces
+  !long 20000 2000            the answer goes on with that many more pieces, one chunk each: ` w0`, ` w1`, …
+                              (padded with `-` to the optional length: ` w0------…`)
 
 `hostile = True` makes a fake (or a proxy in front of it) echo credentials into every error body and in-stream
 error: the Authorization / x-api-key / api-key headers it received, and every key it has ever seen, bare,
@@ -96,6 +98,11 @@ class Directives:
     error_after: int | None = None
     filter: bool = False
     slow: float = 0.0
+
+
+def long_piece(index: int, length: int = 0) -> str:
+    """Piece `index` of a `!long` answer."""
+    return " " + f"w{index}".ljust(length - 1, "-")
 
 
 def words(text: str) -> int:
@@ -198,6 +205,8 @@ def brain(conv: Conversation, *, tag: str) -> Reply:
         text = orjson.dumps({"echo": conv.last_user_text, "provider": tag}).decode()
     else:
         text = f"[{tag}] You said: {conv.last_user_text}"
+        if m := re.search(r"!long (\d+)(?: (\d+))?", conv.last_user_text):
+            text += "".join(long_piece(i, int(m.group(2) or 0)) for i in range(int(m.group(1))))
         if conv.images:
             text += f" (saw {conv.images} image{'s' if conv.images != 1 else ''})"
     finish, matched = "stop", None
@@ -234,6 +243,7 @@ class FakeProvider:
         self._thread: threading.Thread | None = None
         self.active_streams = 0
         self.cancelled_streams = 0
+        self.pieces_written = 0  # stream pieces handed to the socket, every stream (back-pressure tests watch it)
         self.forced = ""  # directives applied to every request, e.g. "!status 500" for a deployment that is down
         self.hostile = False  # echo credentials into error bodies (see the module's docstring)
         self.seen_keys: list[str] = []
@@ -330,7 +340,8 @@ class FakeProvider:
                 if directives.error_after is not None and index >= directives.error_after and render_error:
                     await response.write(render_error())
                     return False
-                await response.write(render_piece(piece))
+                await response.write(render_piece(piece))  # waits while the reader's TCP window is full
+                self.pieces_written += 1
                 await asyncio.sleep(directives.slow)
             return True
         except (asyncio.CancelledError, ConnectionResetError):

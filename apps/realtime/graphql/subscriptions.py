@@ -1,4 +1,5 @@
-"""`Subscription`: workflow and token events, cost updates, LLM request streams and completion streams.
+"""`Subscription`: workflow and token events, cost updates, LLM request streams, completion streams and agent
+executions.
 
 Each subscribe function checks access first (a coroutine that raises an ApiError before any event, so the
 client gets one error with `extensions.code`, e.g. NOT_FOUND for another tenant's token) and then returns an
@@ -9,10 +10,11 @@ from __future__ import annotations
 import graphene
 from channels.db import database_sync_to_async
 
+from apps.agents.access import execution_access_by_id
 from apps.core.errors import InvalidRequest
 from apps.workflows.access import instance_access_by_id, token_access_by_id, workflow_access_by_id
 
-from .. import groups, stream_backlog, stream_owners
+from .. import agent_streams, groups, stream_backlog, stream_owners
 from ..event_feed import workflow_event_feed
 from ..event_messages import STREAM_MESSAGE
 from ..layer_feed import group_messages
@@ -87,7 +89,11 @@ class Subscription(graphene.ObjectType):
                                 description="The chunks of a /v1 request that asked to publish its stream.")
     completion_stream = graphene.Field(graphene.NonNull(CompletionStreamEvent),
                                        completion_id=graphene.ID(required=True),
-                                       description="A background completion (createCompletion(stream: true)).")
+                                       description="A background completion (createCompletion(stream: true)), "
+                                                   "or an agent execution (its id): what happened so far, then live.")
+    agent_execution_updates = graphene.Field(
+        graphene.NonNull(CompletionStreamEvent), execution_id=graphene.ID(required=True),
+        description="An agent execution's events from its start, then live (completionStream with its id).")
 
     @staticmethod
     async def subscribe_workflow_events(root, info, workflow_id, instance_id=None, after=None):
@@ -122,6 +128,16 @@ class Subscription(graphene.ObjectType):
     @staticmethod
     async def subscribe_completion_stream(root, info, completion_id):
         context = _principal(info, "read", "inference")
+        execution = await database_sync_to_async(agent_streams.execution_for)(context.tenant, completion_id)
+        if execution is not None:
+            context.require("read")  # an execution's events are the tenant's data, as workflow events are
+            return agent_streams.execution_stream(context.tenant.id, execution)
         await stream_owners.check("completion", completion_id, context.tenant.id, "completion")
         return _stream("completion", context.tenant.id, completion_id,
                        groups.completion(context.tenant.id, completion_id))
+
+    @staticmethod
+    async def subscribe_agent_execution_updates(root, info, execution_id):
+        context = _principal(info, "read")
+        execution = await database_sync_to_async(execution_access_by_id)(context.tenant, execution_id)
+        return agent_streams.execution_stream(context.tenant.id, execution)
