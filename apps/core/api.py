@@ -272,6 +272,7 @@ class StrictLimitOffsetPagination(LimitOffsetPagination):
 
 
 _STRINGS = {"type": "array", "items": {"type": "string", "minLength": 1}}  # names: none may be empty
+NOT_NULL = [{"type": t} for t in ("object", "array", "string", "number", "boolean")]
 # What the API's JSON fields hold (drf-spectacular says "anything, null included" for a JSONField).
 JSON_FIELD_TYPES = {
     "options": {"type": "object"}, "constraints": {"type": "object"}, "conditions": {"type": "object"},
@@ -294,8 +295,8 @@ def close_request_bodies(result, generator, request, public):
             typed = JSON_FIELD_TYPES.get(prop_name)
             if typed and untyped:
                 prop.update(typed)
-            elif untyped and not prop.get("nullable") and "not" not in prop:
-                prop["not"] = {"type": "null"}  # a JSON field that does not allow null says so
+            elif untyped and not prop.get("nullable"):
+                prop["anyOf"] = NOT_NULL  # a JSON field that does not allow null says so (OpenAPI 3.0 has no null)
     return result
 
 
