@@ -29,6 +29,7 @@ lint: venv
 bench: venv
 	$(BIN)/python -m bench $(BENCH_ARGS)
 	$(BIN)/python -m bench.workflows
+	$(BIN)/python -m bench.realtime
 
 migrate: venv
 	$(BIN)/python manage.py migrate
