@@ -48,15 +48,15 @@ def production_env(base: dict) -> dict:
     }
 
 
-def ensure_database(*, fresh: bool = False) -> None:
-    """Create the bench database if missing; `fresh` drops it first (e.g. after switching to a branch
-    whose migrations differ from those applied)."""
+def ensure_database(*, fresh: bool = False, name: str = DB_NAME) -> None:
+    """Create the bench database (or a bench's own, `name`) if missing; `fresh` drops it first (e.g. after
+    switching to a branch whose migrations differ from those applied)."""
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
         if fresh:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB_NAME)))
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone()
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DB_NAME)))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def setup_django(root: Path, log_dir: Path, *, fresh: bool) -> None:

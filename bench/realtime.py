@@ -28,7 +28,6 @@ from pathlib import Path
 import aiohttp
 import orjson
 import psycopg
-from psycopg import sql
 
 from . import database
 from .procs import Proc, ProcessSet, free_port, wait_http
@@ -58,11 +57,7 @@ def setup(log_dir: Path, *, fresh: bool) -> dict:
     env = database.production_env(dict(os.environ))
     env.update({"DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}", "REDIS_URL": REDIS_URL,
                 "CB_SIMULATED_PROVIDER": "true", "ROUTE_LOG": "off"})
-    with psycopg.connect(database.ADMIN_DSN, autocommit=True) as conn:
-        if fresh:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB_NAME)))
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone():
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DB_NAME)))
+    database.ensure_database(fresh=fresh, name=DB_NAME)
     database.migrate(env, ROOT, log_dir)
     import redis
 
