@@ -12,20 +12,24 @@
 from __future__ import annotations
 
 import json
+import logging
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.http import HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from graphene_django.views import GraphQLView, HttpError
 
-from apps.core.errors import ApiError
+from apps.core.errors import ApiError, ServiceUnavailable
 from apps.core.graphql_errors import format_graphql_error
 from apps.core.graphql_fields import refuse_nul_characters
 from apps.core.graphql_limits import limit_rules
 
 from .graphql_auth import Principal, graphql_principal, presented_secret
+
+log = logging.getLogger(__name__)
 
 
 class GraphQLContext(Principal):
@@ -112,6 +116,10 @@ class CbGraphQLView(GraphQLView):
                 graphql_principal(headers=request.headers, user=getattr(request, "user", None)), request)
         except ApiError as exc:
             raise _Refused(exc.status, format_graphql_error(exc), exc.headers or None) from None
+        except DatabaseError:  # e.g. Postgres refusing connections: a GraphQL answer, not Django's HTML 500
+            log.warning("GraphQL authentication could not reach the database", exc_info=True)
+            exc = ServiceUnavailable("The database did not answer; try again shortly.", code="database_unavailable")
+            raise _Refused(exc.status, format_graphql_error(exc), {"Retry-After": "1"}) from None
         return super().get_response(request, data, show_graphiql)
 
     def get_context(self, request):

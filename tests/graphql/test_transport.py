@@ -67,6 +67,21 @@ def test_no_key_a_bad_key_and_a_revoked_key_are_401(key, db):
     assert "data" not in response.json()
 
 
+def test_a_database_that_refuses_connections_is_a_503_graphql_error(key, monkeypatch):
+    from django.db import OperationalError
+
+    from apps.tenants import graphql_auth
+
+    def refused(secret):
+        raise OperationalError('connection failed: FATAL:  sorry, too many clients already')
+
+    monkeypatch.setattr(graphql_auth, "api_key_from_secret", refused)
+    response = _post(Client(), {"query": "{ version }"}, Authorization=f"Bearer {key}")
+    assert response.status_code == 503 and response["Retry-After"] == "1"
+    assert codes(response.json()["errors"]) == ["DATABASE_UNAVAILABLE"]
+    assert "too many clients" not in response.content.decode()
+
+
 def test_scopes(db):
     created = tenant("scopes")
     _, read = api_key(created, scopes=["read"])
