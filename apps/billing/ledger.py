@@ -30,6 +30,7 @@ import orjson
 from django.conf import settings
 
 from apps.core.redis_backoff import REDIS_ERRORS
+from apps.core.redis_pipelined import PipelinedRedis
 
 from .ingest import ingest_entries
 from .ledger_spool import LedgerSpool
@@ -78,8 +79,12 @@ async def check_persistence(redis) -> bool | None:
 class LedgerWriter:
     """See the module docstring. `redis` None: the embedded default (written in-process, no markers)."""
 
-    def __init__(self, redis=None, *, spool: LedgerSpool | None = None, retry_seconds: float = SPOOL_RETRY_SECONDS):
+    def __init__(self, redis=None, *, spool: LedgerSpool | None = None, retry_seconds: float = SPOOL_RETRY_SECONDS,
+                 wire: PipelinedRedis | None = None):
         self.redis = redis
+        # The hot path's group commits go through one pipelined connection to the same server as `redis` (the
+        # gateway passes the one its other per-request commands share).
+        self.wire = wire or (PipelinedRedis.from_client(redis) if redis is not None else None)
         self.spool = spool if spool is not None or redis is None else LedgerSpool(spool_dir())
         self.retry_seconds = retry_seconds
         self._pending: list[_Op] = []
@@ -140,6 +145,8 @@ class LedgerWriter:
         for task in [*self._tasks, self._delivery]:
             if task is not None:
                 task.cancel()
+        if self.wire is not None:
+            await self.wire.close()
 
     # ---- group commit -----------------------------------------------------------------------------------
     async def _submit(self, kind: str, request_id: str, payload: bytes, started: float) -> None:
@@ -163,22 +170,20 @@ class LedgerWriter:
         task.add_done_callback(self._tasks.discard)
 
     @staticmethod
-    def _queue(pipe, kind: str, request_id: str, payload: bytes, started: float) -> None:
+    def _commands(kind: str, request_id: str, payload: bytes, started: float) -> list[tuple]:
         if kind == "b":
-            pipe.hset(INFLIGHT, request_id, payload)
-            pipe.zadd(INFLIGHT_STARTED, {request_id: started})
-        else:
-            pipe.xadd(STREAM, {"e": payload})
-            if request_id:
-                pipe.hdel(INFLIGHT, request_id)
-                pipe.zrem(INFLIGHT_STARTED, request_id)
+            return [("HSET", INFLIGHT, request_id, payload), ("ZADD", INFLIGHT_STARTED, started, request_id)]
+        commands = [("XADD", STREAM, "*", "e", payload)]
+        if request_id:
+            commands += [("HDEL", INFLIGHT, request_id), ("ZREM", INFLIGHT_STARTED, request_id)]
+        return commands
 
     async def _flush(self, batch: list[_Op]) -> None:
         try:
-            pipe = self.redis.pipeline(transaction=False)
+            commands = []
             for op in batch:
-                self._queue(pipe, op.kind, op.request_id, op.payload, op.started)
-            await pipe.execute()
+                commands += self._commands(op.kind, op.request_id, op.payload, op.started)
+            await self.wire.execute(*commands)
             if self._delivery is not None and not self._delivery.done():
                 self._finished_while_spooling.update(op.request_id for op in batch if op.kind == "e")
         except Exception as exc:  # Redis' errors, and anything else: the records must not be lost either way
@@ -230,7 +235,8 @@ class LedgerWriter:
                     if kind == "b" and request_id in finished:
                         continue  # its record is here or already in Redis: no marker to resurrect
                     started = float(orjson.loads(payload).get("created_at") or 0) if kind == "b" else 0.0
-                    self._queue(pipe, kind, request_id, payload, started)  # records retire any marker
+                    for command in self._commands(kind, request_id, payload, started):  # records retire markers
+                        pipe.execute_command(*command)
                 await pipe.execute()
             except REDIS_ERRORS as exc:
                 logger.warning("ledger: spool delivery failed (%s); retrying in %.0fs", type(exc).__name__,

@@ -3,11 +3,12 @@ the pooled upstream client, the Redis client, the health cache and the admission
 
 Freshness: a configuration write is acknowledged only after it bumped the version (apps.core.config_version),
 and `ready()` checks the version before each request is admitted (CONFIG_CHECK_EVERY_REQUEST): with Redis one
-GET per event-loop turn, shared by every request that arrived in that turn; without Redis one stat of the
-version file. A changed version reloads the snapshot before the request goes on (one reload at a time, joined
-by the requests that need it), so a new key, a revocation, a budget or a limit holds for the very next request
-in every process. A background poll (CONFIG_POLL_SECONDS) reloads idle processes too, and a full reload every
-CONFIG_FULL_RELOAD_SECONDS covers writes that bypassed the version (queryset.update(), raw SQL, a lost bump).
+GET on the process's pipelined connection (it leaves in the same write as the other commands of that event-loop
+turn); without Redis one stat of the version file. A changed version reloads the snapshot before the request
+goes on (one reload at a time, joined by the requests that need it), so a new key, a revocation, a budget or a
+limit holds for the very next request in every process. A background poll (CONFIG_POLL_SECONDS) reloads idle
+processes too, and a full reload every CONFIG_FULL_RELOAD_SECONDS covers writes that bypassed the version
+(queryset.update(), raw SQL, a lost bump).
 
 The ASGI app starts it in its lifespan; the in-process completion API starts one per event loop on first use.
 """
@@ -27,6 +28,8 @@ from apps.billing.budget_bridge import budget_store_for_settings
 from apps.billing.ledger import LedgerWriter
 from apps.core import config_version
 from apps.core import redis as cb_redis
+from apps.core.redis_backoff import REDIS_ERRORS
+from apps.core.redis_pipelined import PipelinedRedis
 
 from .admission.budgets import Budgets
 from .admission.cost_rules import CostRules
@@ -50,13 +53,13 @@ class GatewayRuntime:
         self.snapshot: Snapshot | None = None
         self.upstream: Upstream | None = None
         self.redis = None
+        self.wire: PipelinedRedis | None = None  # per-request commands (version check, ledger): one connection
         self.health_store: HealthStore | None = None
         self.health: HealthCache | None = None
         self._tasks: list[asyncio.Task] = []
         self._ready_lock: asyncio.Lock | None = None
         self.models_cache: dict = {}
         self.loop: asyncio.AbstractEventLoop | None = None  # its clients and tasks belong to this loop
-        self._check: asyncio.Future | None = None  # the version check of this loop turn, shared by its requests
         self._reload_task: asyncio.Task | None = None
         self._reload_started = 0.0
 
@@ -68,12 +71,13 @@ class GatewayRuntime:
         self.upstream = Upstream(pool_size=settings.CONNECTION_POOL_SIZE, timeout=settings.REQUEST_TIMEOUT_SECONDS)
         if cb_redis.configured():
             self.redis = cb_redis.async_client()
+            self.wire = PipelinedRedis.from_client(self.redis)
         self.health_store = health_store_for_settings(self.redis)
         self.health = HealthCache(self.health_store)
         self.rate_limits = RateLimits(rate_limiter_for_settings(self.redis))
         self.cost_rules = CostRules(self.rate_limits, self.redis)
         self.budgets = Budgets(budget_store_for_settings(self.redis))
-        self.ledger = LedgerWriter(self.redis)
+        self.ledger = LedgerWriter(self.redis, wire=self.wire)
         self.responses = response_store_for_settings(self.redis)  # stored Responses API responses
         await self.ledger.start()  # delivers usage spooled while Redis was away (this process's or a dead one's)
         await self.reload()
@@ -100,6 +104,8 @@ class GatewayRuntime:
             await self.upstream.close()
         if self.health_store is not None:
             await self.health_store.close()
+        if self.wire is not None:
+            await self.wire.close()
         if self.redis is not None:
             await self.redis.aclose()
         self.snapshot = None
@@ -124,27 +130,14 @@ class GatewayRuntime:
             if version != self.snapshot.version:
                 await self._reload_since(time.monotonic())
             return
-        check = self._check
-        if check is None:
-            loop = asyncio.get_running_loop()
-            check = self._check = loop.create_future()
-            loop.call_soon(self._start_check, check)
-        observed, at = await asyncio.shield(check)
-        if observed is not None and observed != self.snapshot.version:
-            await self._reload_since(at)
-
-    def _start_check(self, check: asyncio.Future) -> None:
-        self._check = None  # requests of later turns start their own check: they may follow a write
-        asyncio.get_running_loop().create_task(self._run_check(check))
-
-    async def _run_check(self, check: asyncio.Future) -> None:
         try:
-            version = (await self.redis.get(config_version.REDIS_KEY), config_version.local_version())
-        except Exception as exc:  # Redis blips keep the current snapshot (the watcher logs them)
+            observed = ((await self.wire.execute(("GET", config_version.REDIS_KEY)))[0],
+                        config_version.local_version())
+        except REDIS_ERRORS as exc:  # Redis blips keep the current snapshot (the watcher logs them)
             logger.debug("config version check failed: %s", type(exc).__name__)
-            version = None
-        if not check.done():
-            check.set_result((version, time.monotonic()))
+            return
+        if observed != self.snapshot.version:
+            await self._reload_since(time.monotonic())
 
     async def _reload_since(self, since: float) -> None:
         """Wait for a reload that began at or after `since` (joining one in progress if it did)."""

@@ -31,6 +31,8 @@ class OwnRedis:
             try:
                 client.ping()
                 break
+            except redis.AuthenticationError:  # started with a password: it is up
+                break
             except redis.ConnectionError:
                 if time.monotonic() > deadline:
                     raise

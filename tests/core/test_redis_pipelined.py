@@ -1,0 +1,161 @@
+"""The gateway's pipelined Redis connection against real Redis servers: many callers' commands share writes and
+each gets its own replies, error replies fail only their caller, and a lost, silent or refusing server fails the
+waiting calls with redis-py's exception types (what the ledger's spool and the health store's backoff catch),
+after which the next call connects again."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from apps.core.redis_pipelined import PipelinedRedis
+from tests.billing.own_redis import OwnRedis
+from tests.conftest import free_port
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_concurrent_callers_get_their_own_replies_in_one_connection():
+    own = OwnRedis().start()
+    try:
+        async def main():
+            wire = PipelinedRedis(port=own.port)
+            try:
+                async def caller(i: int):
+                    replies = await wire.execute(("SET", f"k{i}", f"v{i}"), ("INCRBY", "total", i), ("GET", f"k{i}"))
+                    return replies[0], replies[2]
+
+                results = await asyncio.gather(*(caller(i) for i in range(500)))
+                clients = await wire.execute(("CLIENT", "LIST"))
+                return results, clients[0], (await wire.execute(("GET", "total")))[0]
+            finally:
+                await wire.close()
+
+        results, clients, total = run(main())
+        assert results == [(b"OK", f"v{i}".encode()) for i in range(500)]
+        assert total == str(sum(range(500))).encode()
+        assert clients.count(b"cmd=") == 1  # every caller went through the one connection
+    finally:
+        own.stop()
+
+
+def test_an_error_reply_fails_only_its_caller_and_the_rest_of_its_commands_ran():
+    own = OwnRedis().start()
+    try:
+        async def main():
+            wire = PipelinedRedis(port=own.port)
+            try:
+                await wire.execute(("SET", "text", "abc"))
+                bad = wire.execute(("INCR", "text"), ("SET", "after", "1"))
+                good = wire.execute(("GET", "text"))
+                outcome = await asyncio.gather(bad, good, return_exceptions=True)
+                return outcome, (await wire.execute(("GET", "after")))[0]
+            finally:
+                await wire.close()
+
+        (bad, good), after = run(main())
+        assert isinstance(bad, ResponseError) and "not an integer" in str(bad)
+        assert good == [b"abc"] and after == b"1"
+    finally:
+        own.stop()
+
+
+def test_a_server_that_goes_away_fails_the_calls_and_the_next_call_reconnects():
+    own = OwnRedis().start()
+    try:
+        async def main():
+            wire = PipelinedRedis(port=own.port, connect_timeout=0.5)
+            try:
+                assert await wire.execute(("PING",)) == [b"PONG"]
+                own.stop()
+                with pytest.raises(RedisConnectionError):
+                    await wire.execute(("PING",))
+                with pytest.raises(RedisConnectionError):  # refused while it is down
+                    await wire.execute(("PING",))
+                own.start()  # same port
+                return await wire.execute(("PING",))
+            finally:
+                await wire.close()
+
+        assert run(main()) == [b"PONG"]
+    finally:
+        own.stop()
+
+
+def test_a_server_that_never_answers_times_out_every_waiting_call():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True).start()
+    try:
+        async def main():
+            wire = PipelinedRedis(port=listener.getsockname()[1], timeout=0.3)
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            outcome = await asyncio.gather(wire.execute(("PING",)), wire.execute(("GET", "x")),
+                                           return_exceptions=True)
+            return outcome, loop.time() - began
+
+        outcome, took = run(main())
+        assert all(isinstance(error, RedisTimeoutError) for error in outcome)
+        assert took < 2
+    finally:
+        listener.close()
+        for conn, _ in accepted:
+            conn.close()
+
+
+def test_password_and_database_come_from_the_redis_py_client():
+    own = OwnRedis("--requirepass", "s3cret").start()
+    try:
+        async def main(url: str):
+            client = aioredis.Redis.from_url(url)
+            wire = PipelinedRedis.from_client(client)
+            try:
+                await wire.execute(("SET", "where", "db4"))
+                return await client.get("where")
+            finally:
+                await wire.close()
+                await client.aclose()
+
+        assert run(main(f"redis://:s3cret@127.0.0.1:{own.port}/4")) == b"db4"
+        assert redis.Redis(port=own.port, password="s3cret", db=0).get("where") is None
+
+        async def refused():
+            wire = PipelinedRedis.from_client(aioredis.Redis.from_url(f"redis://:wrong@127.0.0.1:{own.port}/0"))
+            with pytest.raises(RedisConnectionError, match="set-up"):
+                await wire.execute(("PING",))
+
+        run(refused())
+    finally:
+        own.stop()
+
+
+def test_a_unix_socket_url_is_followed(tmp_path):
+    path = tmp_path / "redis.sock"
+    own = OwnRedis("--unixsocket", str(path), port=free_port()).start()
+    try:
+        async def main():
+            client = aioredis.Redis.from_url(f"unix://{path}?db=2")
+            wire = PipelinedRedis.from_client(client)
+            try:
+                await wire.execute(("SET", "via", "unix"))
+                return await client.get("via")
+            finally:
+                await wire.close()
+                await client.aclose()
+
+        assert run(main()) == b"unix"
+    finally:
+        own.stop()
