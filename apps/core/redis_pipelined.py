@@ -185,7 +185,8 @@ class PipelinedRedis:
         if not self._waiting:
             return
         loop = asyncio.get_running_loop()
-        due = self._waiting[0].sent + self.timeout
+        # The oldest call may not have left yet (its write is due later in this loop turn): it has time left.
+        due = (self._waiting[0].sent or loop.time()) + self.timeout
         if due > loop.time():
             self._watchdog = loop.call_at(due, self._check_timeout)
             return

@@ -159,3 +159,23 @@ def test_a_unix_socket_url_is_followed(tmp_path):
         assert run(main()) == b"unix"
     finally:
         own.stop()
+
+
+def test_a_call_queued_but_not_yet_written_is_not_timed_out():
+    """The watchdog may fire in the loop turn that queued a call, before that call's write: it must wait."""
+    own = OwnRedis().start()
+    try:
+        async def main():
+            wire = PipelinedRedis(port=own.port, timeout=0.2)
+            try:
+                await wire.execute(("PING",))
+                pending = asyncio.ensure_future(wire.execute(("PING",)))
+                await asyncio.sleep(0)  # queued, its write scheduled for the next turn
+                wire._check_timeout()  # what the timer of an earlier write would do now
+                return await pending
+            finally:
+                await wire.close()
+
+        assert run(main()) == [b"PONG"]
+    finally:
+        own.stop()
