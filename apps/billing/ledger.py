@@ -13,8 +13,10 @@ by request id. Without Redis (the embedded default) entries are written in-proce
 - At start, a warning names a ledger Redis that does not persist with AOF (a restart would lose records not
   yet ingested).
 
-Both writes share one group commit: every record and marker of one event-loop turn goes in one pipelined
-round trip, and each caller waits until its own is in Redis (or in the spool).
+Both writes are queued at once on the process's pipelined connection (apps/core/redis_pipelined.py): every
+record and marker of one event-loop turn, and whatever else the gateway sends in that turn (the configuration
+version check), goes in one write, and each caller waits until its own is in Redis (or in the spool: the ops
+of a failed write are spooled together, whether or not their callers still wait).
 """
 
 from __future__ import annotations
@@ -22,15 +24,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import orjson
 from django.conf import settings
+from redis.exceptions import ResponseError
 
 from apps.core.redis_backoff import REDIS_ERRORS
-from apps.core.redis_pipelined import PipelinedRedis
+from apps.core.redis_pipelined import PipelinedRedis, raise_errors
 
 from .ingest import ingest_entries
 from .ledger_spool import LedgerSpool
@@ -52,7 +56,10 @@ class _Op:
     request_id: str
     payload: bytes
     started: float
-    done: asyncio.Future
+
+
+async def _nothing() -> None:
+    return None
 
 
 async def check_persistence(redis) -> bool | None:
@@ -87,8 +94,7 @@ class LedgerWriter:
         self.wire = wire or (PipelinedRedis.from_client(redis) if redis is not None else None)
         self.spool = spool if spool is not None or redis is None else LedgerSpool(spool_dir())
         self.retry_seconds = retry_seconds
-        self._pending: list[_Op] = []
-        self._scheduled = False
+        self._failed: list[tuple[_Op, asyncio.Future]] = []  # ops of a failed write, spooled together
         self._tasks: set[asyncio.Task] = set()  # the loop holds tasks weakly
         self._delivery: asyncio.Task | None = None
         self._started = False
@@ -106,16 +112,17 @@ class LedgerWriter:
         if await asyncio.to_thread(self.spool.pending):
             self._deliver_later()
 
-    async def begin(self, request_id: str, *, tenant_id: int | None, api_key_id: int | None = None,
-                    endpoint: str = "chat", model_requested: str = "", model_served: str = "", provider: str = "",
-                    estimated_cost: Decimal | str | int = 0, prompt_tokens: int = 0, streamed: bool = False,
-                    user_label: str = "", project_label: str = "", workflow_id: str = "", agent_id: str = "",
-                    created_at: float | None = None) -> None:
+    def begin(self, request_id: str, *, tenant_id: int | None, api_key_id: int | None = None,
+              endpoint: str = "chat", model_requested: str = "", model_served: str = "", provider: str = "",
+              estimated_cost: Decimal | str | int = 0, prompt_tokens: int = 0, streamed: bool = False,
+              user_label: str = "", project_label: str = "", workflow_id: str = "", agent_id: str = "",
+              created_at: float | None = None) -> Awaitable[None]:
         """Mark a request as started, durably, before its upstream call: if this process dies before
-        `append`, the reconciler bills `estimated_cost` for it (flagged estimated). One pipelined write, shared
-        with other requests of the same event-loop turn."""
+        `append`, the reconciler bills `estimated_cost` for it (flagged estimated). The marker is queued on the
+        pipelined connection at once (so it leaves in the same write as whatever else this loop turn sends);
+        await the result to know it is in Redis or, when Redis fails, in this host's spool."""
         if self.redis is None:
-            return
+            return _nothing()
         started = time.time() if created_at is None else float(created_at)
         marker = {"request_id": request_id, "created_at": started, "tenant_id": tenant_id, "api_key_id": api_key_id,
                   "endpoint": endpoint, "model_requested": model_requested, "model_served": model_served,
@@ -125,21 +132,20 @@ class LedgerWriter:
         if len(self._begun) > 100_000:  # appends that never came (a bug elsewhere): forget, the reconciler
             self._begun.clear()  # checks the ledger before billing a marker
         self._begun.add(request_id)
-        await self._submit("b", request_id, orjson.dumps(marker, default=str), started)
+        return self._commit(_Op("b", request_id, orjson.dumps(marker, default=str), started))
 
-    async def append(self, entry: dict) -> None:
-        """Hand a finished request's record over (and retire its marker). Returns once it is in Redis or, when
-        Redis fails, in this host's spool."""
+    def append(self, entry: dict) -> Awaitable[None]:
+        """Hand a finished request's record over (and retire its marker), queued at once like `begin`; the
+        result is there once it is in Redis or, when Redis fails, in this host's spool."""
         payload = orjson.dumps(entry, default=str)
         if self.redis is None:
-            await asyncio.to_thread(ingest_entries, [payload])
-            return
+            return asyncio.to_thread(ingest_entries, [payload])
         request_id = str(entry.get("request_id") or "")
         if request_id in self._begun:
             self._begun.discard(request_id)
         else:
-            request_id = ""  # no marker of this process to retire: the pipeline carries the XADD alone
-        await self._submit("e", request_id, payload, 0.0)
+            request_id = ""  # no marker of this process to retire: the write carries the XADD alone
+        return self._commit(_Op("e", request_id, payload, 0.0))
 
     async def close(self) -> None:
         for task in [*self._tasks, self._delivery]:
@@ -148,22 +154,46 @@ class LedgerWriter:
         if self.wire is not None:
             await self.wire.close()
 
-    # ---- group commit -----------------------------------------------------------------------------------
-    async def _submit(self, kind: str, request_id: str, payload: bytes, started: float) -> None:
+    # ---- writes -----------------------------------------------------------------------------------------
+    def _commit(self, op: _Op) -> asyncio.Future:
+        """Queue the op's commands; the returned future resolves once they are in Redis or the op is spooled.
+        Spooling does not depend on the caller: a caller cancelled meanwhile still has its record kept."""
         if not self._started:
-            await self.start()
-        loop = asyncio.get_running_loop()
-        done = loop.create_future()
-        self._pending.append(_Op(kind, request_id, payload, started, done))
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._start_flush)
-        await done
+            self._track(asyncio.ensure_future(self.start()))
+        done = asyncio.get_running_loop().create_future()
+        sent = self.wire.send(*self._commands(op.kind, op.request_id, op.payload, op.started))
+        sent.add_done_callback(lambda sent: self._sent(op, sent, done))
+        return done
 
-    def _start_flush(self) -> None:
-        self._scheduled = False
-        batch, self._pending = self._pending, []
-        self._track(asyncio.ensure_future(self._flush(batch)))
+    def _sent(self, op: _Op, sent: asyncio.Future, done: asyncio.Future) -> None:
+        error = sent.exception() if not sent.cancelled() else asyncio.CancelledError()
+        if error is None:
+            try:
+                raise_errors(sent.result())
+            except ResponseError as exc:  # e.g. Redis out of memory: the record must not be lost either
+                error = exc
+        if error is None:
+            if op.kind == "e" and self._delivery is not None and not self._delivery.done():
+                self._finished_while_spooling.add(op.request_id)
+            if not done.done():
+                done.set_result(None)
+            return
+        # Every op of a failed write fails in the same loop turn: they are spooled together.
+        if not self._failed:
+            asyncio.get_running_loop().call_soon(self._spool_failed, error)
+        self._failed.append((op, done))
+
+    def _spool_failed(self, error: BaseException) -> None:
+        failed, self._failed = self._failed, []
+        self._track(asyncio.ensure_future(self._spool_and_release(failed, error)))
+
+    async def _spool_and_release(self, failed: list[tuple[_Op, asyncio.Future]], error: BaseException) -> None:
+        try:
+            await self._spool([op for op, _ in failed], error)
+        finally:
+            for _, done in failed:
+                if not done.done():
+                    done.set_result(None)
 
     def _track(self, task: asyncio.Task) -> None:
         self._tasks.add(task)
@@ -177,21 +207,6 @@ class LedgerWriter:
         if request_id:
             commands += [("HDEL", INFLIGHT, request_id), ("ZREM", INFLIGHT_STARTED, request_id)]
         return commands
-
-    async def _flush(self, batch: list[_Op]) -> None:
-        try:
-            commands = []
-            for op in batch:
-                commands += self._commands(op.kind, op.request_id, op.payload, op.started)
-            await self.wire.execute(*commands)
-            if self._delivery is not None and not self._delivery.done():
-                self._finished_while_spooling.update(op.request_id for op in batch if op.kind == "e")
-        except Exception as exc:  # Redis' errors, and anything else: the records must not be lost either way
-            await self._spool(batch, exc)
-        finally:
-            for op in batch:
-                if not op.done.done():
-                    op.done.set_result(None)
 
     # ---- the spool --------------------------------------------------------------------------------------
     async def _spool(self, batch: list[_Op], exc: BaseException) -> None:

@@ -35,6 +35,7 @@ class _Waiter:
     future: asyncio.Future
     sent: float = 0.0
     replies: list = field(default_factory=list)
+    setup: bool = False  # the connection's AUTH/SELECT: an error reply fails the connection at once
 
 
 class _Protocol(asyncio.Protocol):
@@ -57,6 +58,8 @@ class _Protocol(asyncio.Protocol):
                 waiter.replies.append(reply)
                 if len(waiter.replies) == waiter.expected:
                     waiting.popleft()
+                    if waiter.setup and self.owner._refused(self, waiter.replies):
+                        return
                     if not waiter.future.done():
                         waiter.future.set_result(waiter.replies)
         except hiredis.ProtocolError as exc:
@@ -64,6 +67,13 @@ class _Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         self.owner._fail(self, RedisConnectionError(f"Redis connection lost: {exc or 'closed by the server'}"))
+
+
+def raise_errors(replies: list) -> list:
+    for reply in replies:
+        if isinstance(reply, hiredis.ReplyError):
+            raise ResponseError(str(reply))
+    return replies
 
 
 class PipelinedRedis:
@@ -100,41 +110,38 @@ class PipelinedRedis:
                    timeout=float(kwargs.get("socket_timeout") or 2.0))
 
     # ---- the API ----------------------------------------------------------------------------------------
-    async def execute(self, *commands: tuple) -> list:
-        """Send the commands (tuples of str/bytes/numbers) after those already queued; their replies, in order."""
-        if self._protocol is None:
-            await self._connect()
+    def send(self, *commands: tuple) -> asyncio.Future:
+        """Queue the commands (tuples of str/bytes/numbers) behind those already queued, now: commands sent in
+        one loop turn leave in one write, whoever sends them. The future's result is their replies, an error
+        reply as a `hiredis.ReplyError` in its place (`raise_errors`)."""
         loop = asyncio.get_running_loop()
         waiter = _Waiter(len(commands), loop.create_future())
         self._outgoing.append(b"".join([hiredis.pack_command(command) for command in commands]))
         self._waiting.append(waiter)
-        if not self._flush_scheduled:
+        if self._protocol is None:
+            if self._connecting is None:
+                self._connecting = asyncio.ensure_future(self._open())
+        elif not self._flush_scheduled:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
-        replies = await waiter.future
-        for reply in replies:
-            if isinstance(reply, hiredis.ReplyError):
-                raise ResponseError(str(reply))
-        return replies
+        return waiter.future
+
+    async def execute(self, *commands: tuple) -> list:
+        """`send`, awaited; an error reply raises ResponseError (the other commands still ran)."""
+        return raise_errors(await self.send(*commands))
 
     async def close(self) -> None:
+        if self._connecting is not None:
+            self._connecting.cancel()
+            self._connecting = None
         protocol = self._protocol
         if protocol is not None and protocol.transport is not None:
             protocol.transport.close()
         self._fail(protocol, RedisConnectionError("Redis connection closed"))
 
     # ---- connection ---------------------------------------------------------------------------------------
-    async def _connect(self) -> None:
-        if self._connecting is None:
-            self._connecting = asyncio.ensure_future(self._open())
-        connecting = self._connecting
-        try:
-            await asyncio.shield(connecting)
-        finally:
-            if connecting.done() and self._connecting is connecting:
-                self._connecting = None
-
     async def _open(self) -> None:
+        """Connect, then put the connection's set-up in front of what was queued meanwhile and send it all."""
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout):
@@ -144,29 +151,42 @@ class PipelinedRedis:
                     _, protocol = await loop.create_connection(lambda: _Protocol(self), self.host, self.port,
                                                                ssl=self.ssl)
         except TimeoutError:
-            raise RedisTimeoutError("Timeout connecting to Redis") from None
+            self._connecting = None
+            self._fail(None, RedisTimeoutError("Timeout connecting to Redis"))
+            return
         except OSError as exc:
-            raise RedisConnectionError(f"Error connecting to Redis: {exc}") from None
-        self._protocol = protocol
+            self._connecting = None
+            self._fail(None, RedisConnectionError(f"Error connecting to Redis: {exc}"))
+            return
         setup = []
         if self.password:
             setup.append(("AUTH", self.username, self.password) if self.username else ("AUTH", self.password))
         if self.db:
             setup.append(("SELECT", self.db))
         if setup:
-            try:
-                await self.execute(*setup)
-            except ResponseError as exc:  # a wrong password or database: no half-set-up connection stays
-                protocol.transport.close()
-                self._fail(protocol, RedisConnectionError(f"Redis refused the connection's set-up: {exc}"))
-                raise RedisConnectionError(f"Redis refused the connection's set-up: {exc}") from None
+            waiter = _Waiter(len(setup), loop.create_future(), setup=True)
+            self._outgoing.insert(0, b"".join([hiredis.pack_command(command) for command in setup]))
+            self._waiting.appendleft(waiter)
+        self._connecting = None
+        self._protocol = protocol
+        self._flush()
+
+    def _refused(self, protocol: _Protocol, replies: list) -> bool:
+        """A refused AUTH or SELECT fails what was queued behind it and leaves no half-set-up connection."""
+        errors = [str(reply) for reply in replies if isinstance(reply, hiredis.ReplyError)]
+        if not errors:
+            return False
+        if protocol.transport is not None:
+            protocol.transport.close()
+        self._fail(protocol, RedisConnectionError(f"Redis refused the connection's set-up: {errors[0]}"))
+        return True
 
     def _flush(self) -> None:
         self._flush_scheduled = False
         protocol = self._protocol
-        if not self._outgoing:
+        if not self._outgoing or protocol is None:  # nothing to send, or connecting: `_open` sends it
             return
-        if protocol is None or protocol.transport is None:
+        if protocol.transport is None:
             self._fail(protocol, RedisConnectionError("Redis connection lost"))
             return
         data, self._outgoing = b"".join(self._outgoing), []
