@@ -250,6 +250,54 @@ def test_counters_sum_over_real_processes(tmp_path, monkeypatch):
     assert not list(tmp_path.glob("gauge_livesum_*.db"))
 
 
+LOOP_RECORDER = textwrap.dedent("""
+    import asyncio
+    import sys
+
+    import django
+
+    django.setup()
+    from apps.gateway import metrics
+
+    async def main():
+        for duration in (0.0005, 0.003, 0.003, 0.7, 45.0, 500.0):
+            metrics.record_request(endpoint="chat.completions", model="m-loop", provider="p-loop", status=200,
+                                   duration_s=duration)
+        print("recorded", flush=True)
+        await asyncio.sleep(metrics.FLUSH_SECONDS + 0.5)  # no scrape in this process: the timer flushes
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.read)
+
+    asyncio.run(main())
+""")
+
+
+def test_records_made_on_an_event_loop_reach_a_scrape_of_another_process_within_a_second(tmp_path, monkeypatch):
+    monkeypatch.setenv(ENV, str(tmp_path))
+    env = {**os.environ, ENV: str(tmp_path), "DJANGO_SETTINGS_MODULE": "cbplatform.settings.test",
+           "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", LOOP_RECORDER], cwd=ROOT, env=env, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == "recorded"
+        assert value(scrape(), "cb_requests_total", endpoint="chat.completions", model="m-loop",
+                     provider="p-loop", status="200") == 0  # still in the process's tally
+        assert proc.stdout.readline().strip() == "ready"
+        live = scrape()
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    labels = {"endpoint": "chat.completions", "provider": "p-loop"}
+    assert value(live, "cb_requests_total", **labels, model="m-loop", status="200") == 6
+    assert value(live, "cb_request_duration_seconds_count", **labels) == 6
+    assert value(live, "cb_request_duration_seconds_sum", **labels) == pytest.approx(545.7065)
+    # the same buckets as one observe() per value: cumulative counts at each bound
+    expected = {"0.001": 1, "0.0025": 1, "0.005": 3, "0.5": 3, "1.0": 4, "30.0": 4, "60.0": 5, "120.0": 5,
+                "+Inf": 6}
+    for le, count in expected.items():
+        assert value(live, "cb_request_duration_seconds_bucket", **labels, le=le) == count, le
+
+
 def test_serve_prepares_a_fresh_multiproc_dir(tmp_path, monkeypatch):
     monkeypatch.setenv(ENV, "placeholder")
     monkeypatch.delenv(ENV)  # restored (to absent) after the test, though the helper sets it
