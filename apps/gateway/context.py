@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from apps.providers.adapters.base import loads
 from apps.providers.route_options import RouteOptions
 
 from . import prompt_tokens
@@ -61,7 +62,8 @@ class RequestContext:
     ttft_s: float | None = None
     error_code: str | None = None
     streamed: bool = False
-    streamed_text: list = field(default_factory=list)  # content relayed so far, to count when usage is missing
+    # content relayed so far, to count when usage is missing: text, or a relayed chunk's JSON (`streamed_content`)
+    streamed_text: list = field(default_factory=list)
     finalized: bool = False
     hide_reasoning: bool = False  # OpenRouter's reasoning.exclude: the model's reasoning text is not relayed
     result: dict | None = None  # the JSON answer
@@ -130,9 +132,23 @@ class RequestContext:
             return self.usage, False
         model = self.chosen.model
         prompt = prompt_tokens.estimate_prompt_tokens(self.body or {}, model)
-        text = "".join(self.streamed_text)
+        text = self.streamed_content()
         completion = math.ceil(prompt_tokens.count_text(text) * prompt_tokens.family_factor(model)) if text else 0
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}, True
+
+    def streamed_content(self) -> str:
+        """The text relayed so far; chunks relayed undecoded (`sse.pump_events`) are decoded only now."""
+        parts = []
+        for item in self.streamed_text:
+            text = item
+            if type(item) is bytes:
+                chunk = loads(item)
+                choices = chunk.get("choices") if isinstance(chunk, dict) else None
+                delta = choices[0].get("delta") if choices and isinstance(choices[0], dict) else None
+                text = delta.get("content") if isinstance(delta, dict) else None
+            if isinstance(text, str):
+                parts.append(text)
+        return "".join(parts)
 
     def labels(self) -> tuple[str, str]:
         """The user and project a request is billed to: routing options, then the body's `user`, then the key."""

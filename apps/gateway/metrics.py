@@ -143,19 +143,17 @@ _flush_loop: asyncio.AbstractEventLoop | None = None  # the loop holding the pen
 FLUSH_SECONDS = 1.0
 
 
-def _add(child, amount: float = 1.0) -> None:
+def _tally(added: list[tuple[object, float]], observed: list[tuple[object, float]] = ()) -> None:
+    """Add one record's updates to the tally (one lock, one scheduling check per record)."""
     with _lock:
-        _added[child] = _added.get(child, 0.0) + amount
-    _schedule()
-
-
-def _observe(child, amount: float) -> None:
-    with _lock:
-        values = _observed.get(child)
-        if values is None:
-            _observed[child] = [amount]
-        else:
-            values.append(amount)
+        for child, amount in added:
+            _added[child] = _added.get(child, 0.0) + amount
+        for child, amount in observed:
+            values = _observed.get(child)
+            if values is None:
+                _observed[child] = [amount]
+            else:
+                values.append(amount)
     _schedule()
 
 
@@ -202,31 +200,32 @@ def record_request(*, endpoint: str, model: str, provider: str, status: int, dur
     model = _label(model, "model")
     provider = _label(provider, "provider")
     status = int(status)
-    _add(_child(REQUESTS, endpoint, model, provider, str(status)))
-    _observe(_child(DURATION, endpoint, provider), _amount(duration_s))
+    added = [(_child(REQUESTS, endpoint, model, provider, str(status)), 1.0)]
+    observed = [(_child(DURATION, endpoint, provider), _amount(duration_s))]
     if ttft_s is not None:
-        _observe(_child(TTFT, provider), _amount(ttft_s))
+        observed.append((_child(TTFT, provider), _amount(ttft_s)))
     if usage and isinstance(usage, dict):
         for kind, count in _usage_tokens(usage):
             if count:
-                _add(_child(TOKENS, provider, model, kind), count)
+                added.append((_child(TOKENS, provider, model, kind), count))
     if cost is not None:
         dollars = _amount(cost)
         if dollars:
-            _add(_child(COST, provider, model), dollars)
+            added.append((_child(COST, provider, model), dollars))
     if error_type is not None or status >= 400:
-        _add(_child(ERRORS, endpoint, _label(error_type, "error_type")))
+        added.append((_child(ERRORS, endpoint, _label(error_type, "error_type")), 1.0))
+    _tally(added, observed)
 
 
 def record_attempt(*, provider: str, model: str, outcome: str) -> None:
     """Record one upstream attempt. An outcome outside ATTEMPT_OUTCOMES is counted as "unknown"."""
-    _add(_child(ATTEMPTS, _label(provider, "provider"), _label(model, "model"),
-                outcome if outcome in ATTEMPT_OUTCOMES else UNKNOWN))
+    _tally([(_child(ATTEMPTS, _label(provider, "provider"), _label(model, "model"),
+                   outcome if outcome in ATTEMPT_OUTCOMES else UNKNOWN), 1.0)])
 
 
 def inflight(delta: int) -> None:
     """+1 when a request starts, -1 when it ends (summed over live processes)."""
-    _add(INFLIGHT, delta)
+    _tally([(INFLIGHT, delta)])
 
 
 # ---- circuit state (read at scrape time) ---------------------------------------------------------------

@@ -119,18 +119,20 @@ async def chat(rt: GatewayRuntime, ctx: RequestContext, body: dict, ordered: lis
 
 
 async def open_chat_stream(rt: GatewayRuntime, ctx: RequestContext, body: dict, ordered: list[Candidate], *,
-                           open_batches=None):
+                           open_batches=None, relay: bool = False):
     """The first batch of chunks and the iterator of the rest. Fail over happens only before the first byte
     reaches the client, so an attempt includes the first chunk. The chosen deployment's outcome is left for
     the caller to record (`ctx.ticket`) when the stream ends. `open_batches(candidate, target, timeout)`
-    replaces the adapter's translated stream (the Anthropic ingress relays Anthropic's own events)."""
+    replaces the adapter's translated stream (the Anthropic ingress relays Anthropic's own events). `relay`:
+    batches may hold undecoded chunk JSON (bytes) for `sse.pump_events`."""
     async def call(candidate: Candidate, target: Target, timeout: float):
         if open_batches is not None:
             batches = open_batches(candidate, target, timeout)
         else:
             batches = rt.upstream.chat_stream_batches(registry.get(candidate.provider.type), target,
                                                       upstream_body(body, target), ChunkFactory(target.model),
-                                                      timeout=timeout, secrets=provider_secrets(candidate))
+                                                      timeout=timeout, secrets=provider_secrets(candidate),
+                                                      relay=relay)
         try:
             first = await anext(batches)
         except StopAsyncIteration:
@@ -193,7 +195,7 @@ def request_log(ctx: RequestContext) -> str:
     if ctx.result is not None:
         response = ctx.result
     elif ctx.streamed:
-        response = {"streamed": True, "content": "".join(ctx.streamed_text), "usage": ctx.usage}
+        response = {"streamed": True, "content": ctx.streamed_content(), "usage": ctx.usage}
     else:
         response = {"error": ctx.error_code}
     text = orjson.dumps({"request": ctx.request_log, "response": response}, default=str).decode()

@@ -142,7 +142,10 @@ def plan(candidates: Sequence[Candidate], *, needs: Needs, options: RouteOptions
     excluded = {k: excluded[k] for k in CONSTRAINT_PARAMS if k in excluded}
 
     order = StrategyOrder(needs=needs, options=options, rng=rng, weights=weights, probe_share=probe_share, rule=rule)
-    rows = getattr(order, strategy if strategy in STRATEGIES else "failover_chain")(kept)
+    if len(kept) == 1 and strategy != "task_specific":  # nothing to order (task_specific also names the task)
+        rows = kept
+    else:
+        rows = getattr(order, strategy if strategy in STRATEGIES else "failover_chain")(kept)
 
     # Explicit preferences beat the strategy; tiers beat both. Python's sort is stable.
     o = options

@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import time
 
+import orjson
+
 from apps.core.errors import UpstreamError
 
 from .context import RequestContext
@@ -54,13 +56,25 @@ async def wait_disconnect(receive) -> None:
 
 async def pump_events(ctx: RequestContext, respond: Responder, first, batches, *, include_usage: bool,
                       label: str | None = None, sink=None) -> UpstreamError | None:
-    """Relay batches of chunks, one send per upstream read; returns the error that ended the stream early."""
+    """Relay batches of chunks, one send per upstream read; returns the error that ended the stream early.
+    A chunk may be undecoded JSON bytes (`OpenAIStream.relay`): it goes out with the provider field written in
+    at the byte level and a null usage dropped (unless asked for), decoded only when reasoning must be hidden."""
     failure = None
+    suffix = b',"provider":' + orjson.dumps(label) + b"}" if label is not None else b"}"
+    hide_reasoning = ctx.hide_reasoning
     try:
         batch = first
         while batch is not None:
             events = []
-            for chunk in batch:
+            for item in batch:
+                chunk = item
+                if type(item) is bytes:
+                    raw = item.replace(b',"usage":null', b"") if not include_usage and b'"usage"' in item else item
+                    if not ((not include_usage and b'"usage"' in raw) or (hide_reasoning and b'"reasoning"' in raw)):
+                        ctx.streamed_text.append(raw)  # its content is decoded only if it must be counted
+                        events.append(b"data: " + raw[:-1] + suffix + b"\n\n")
+                        continue
+                    chunk = orjson.loads(raw)
                 if label is not None:
                     chunk["provider"] = label
                 if sink is not None:  # llmStream subscribers (stream_publish): queued, never waited for

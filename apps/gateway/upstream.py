@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from apps.providers.adapters.base import Adapter, ChunkFactory, Target, UpstreamError, UpstreamRequest
+from apps.providers.adapters.openai import OpenAIStream
 
 from .redaction import request_secrets, scrub_error
 
@@ -190,15 +191,19 @@ class Upstream:
             await batches.aclose()
 
     async def chat_stream_batches(self, adapter: Adapter, target: Target, body: dict, chunks: ChunkFactory, *,
-                                  timeout: float | None = None,
-                                  secrets: Iterable[str] = ()) -> AsyncIterator[list[dict]]:
-        """The same, one list per upstream read, so the gateway can write each read with one send."""
+                                  timeout: float | None = None, secrets: Iterable[str] = (),
+                                  relay: bool = False) -> AsyncIterator[list[dict]]:
+        """The same, one list per upstream read, so the gateway can write each read with one send. `relay`: an
+        upstream speaking OpenAI's format hands most chunks over as undecoded JSON bytes (`OpenAIStream`)."""
         if adapter.local:
             async for chunk in adapter.stream(body, target, chunks):
                 yield [chunk]
             return
         request = adapter.chat_request(body, target, stream=True)
-        async for batch in self.stream_request_batches(adapter, request, adapter.chat_stream(target, chunks),
+        translator = adapter.chat_stream(target, chunks)
+        if relay and isinstance(translator, OpenAIStream):
+            translator.relay = True
+        async for batch in self.stream_request_batches(adapter, request, translator,
                                                        timeout=timeout, target=target, secrets=secrets):
             yield batch
 

@@ -126,10 +126,14 @@ class FakeOpenAI(FakeProvider):
                 "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish_reason}],
                 "usage": usage, "system_fingerprint": "fp_fake"})
 
+        wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
         def chunk(delta, finish=None):
             data = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
                     "system_fingerprint": "fp_fake",
                     "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+            if wants_usage:  # as OpenAI does: every chunk before the usage chunk says `"usage":null`
+                data["usage"] = None
             return b"data: " + orjson.dumps(data) + b"\n\n"
 
         response = await self.start_stream(request, "text/event-stream")

@@ -37,7 +37,7 @@ async def _answer(rt: GatewayRuntime, call: Call, body: dict, ordered, sink) -> 
             sink.chunk({"choices": [{"index": 0, "delta": {"content": message.get("content") or ""}}]})
         served(respond, ctx)
         return await respond.json(200, orjson.dumps(result))
-    batches, first = await pipeline.open_chat_stream(rt, ctx, body, ordered)
+    batches, first = await pipeline.open_chat_stream(rt, ctx, body, ordered, relay=sink is None)
     served(respond, ctx)
     include_usage = pipeline.wants_stream_usage(body)
     label = ctx.chosen.provider.name or ctx.chosen.provider.slug

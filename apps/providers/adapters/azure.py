@@ -43,10 +43,11 @@ class AzureStream(OpenAIStream):
     __slots__ = ()
 
     def _translate(self, events) -> list[dict]:
-        chunks = [chunk for chunk in super()._translate(events) if _is_chat_chunk(chunk)]
+        chunks = [chunk for chunk in super()._translate(events) if type(chunk) is bytes or _is_chat_chunk(chunk)]
         for chunk in chunks:
-            for choice in chunk["choices"]:
-                choice.setdefault("delta", {})  # a filter verdict can arrive without one; clients index it
+            if type(chunk) is not bytes:  # relayed JSON has its delta (`relayable`)
+                for choice in chunk["choices"]:
+                    choice.setdefault("delta", {})  # a filter verdict can arrive without one; clients index it
         return chunks
 
 

@@ -132,23 +132,20 @@ class SSEDecoder:
         self._data: list[bytes] = []
 
     def feed(self, chunk: bytes) -> list[tuple[str | None, bytes]]:
-        self._buffer += chunk
+        # One split per read (not a slice of the rest per line): a read carries dozens of lines.
+        *lines, self._buffer = (self._buffer + chunk if self._buffer else chunk).split(b"\n")
         events: list[tuple[str | None, bytes]] = []
-        while True:
-            newline = self._buffer.find(b"\n")
-            if newline < 0:
-                break
-            line = self._buffer[:newline].rstrip(b"\r")
-            self._buffer = self._buffer[newline + 1:]
+        for raw in lines:
+            line = raw[:-1] if raw[-1:] == b"\r" else raw
             if not line:
                 if self._data or self._event:
                     events.append((self._event, b"\n".join(self._data)))
                 self._event, self._data = None, []
-            elif line.startswith(b":"):
+            elif line[:1] == b":":
                 continue
             else:
                 name, _, value = line.partition(b":")
-                if value.startswith(b" "):
+                if value[:1] == b" ":
                     value = value[1:]
                 if name == b"data":
                     self._data.append(value)

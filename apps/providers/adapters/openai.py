@@ -50,21 +50,39 @@ def chat_body(body: dict, target: Target, *, stream: bool) -> dict:
     return out
 
 
+def relayable(data: bytes) -> bool:
+    """Whether a chunk's JSON may be relayed as the upstream wrote it: a single-choice chunk with a delta, no
+    finish reason yet, no usage (null at most, compactly written), no error and no `provider` of its own — the
+    bulk of every stream. Anything else is decoded. Key names inside JSON strings are escaped (`\\"usage\\"`),
+    so these byte tests cannot be fooled by content."""
+    return (data[:1] == b"{" and data[-1:] == b"}" and b'"finish_reason":null' in data and b'"delta"' in data
+            and data.count(b'"finish_reason"') == 1 and b'"error"' not in data and b'"provider"' not in data
+            and (b'"usage"' not in data or data.count(b'"usage"') == data.count(b'"usage":null') == 1))
+
+
 class OpenAIStream(StreamTranslator):
-    """SSE `data:` chunks as they are. A stream that ends without `[DONE]` or a finish_reason was cut off."""
+    """SSE `data:` chunks as they are. A stream that ends without `[DONE]` or a finish_reason was cut off.
 
-    __slots__ = ("decoder", "finished", "pending")
+    `relay`: hand chunks that pass `relayable` over as their JSON bytes, undecoded (the /v1/chat/completions
+    relay inserts its fields at the byte level and decodes only what it must; apps/gateway/sse.py)."""
 
-    def __init__(self):
+    __slots__ = ("decoder", "finished", "pending", "relay")
+
+    def __init__(self, relay: bool = False):
         self.decoder = SSEDecoder()
         self.finished = False
         self.pending: UpstreamError | None = None  # an error read together with content, raised next time
+        self.relay = relay
 
-    def _translate(self, events) -> list[dict]:
+    def _translate(self, events) -> list:
         if self.pending is not None:
             raise self.pending
         out = []
+        relay = self.relay
         for _event, data in events:
+            if relay and relayable(data):
+                out.append(data)
+                continue
             if data == b"[DONE]":
                 self.finished = True
                 continue

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 
 from apps.providers.adapters.base import ChunkFactory, Target, UpstreamError
-from apps.providers.adapters.openai import OpenAIAdapter, OpenAIStream
+from apps.providers.adapters.openai import OpenAIAdapter, OpenAIStream, relayable
 from tests.fakes.openai import FakeOpenAI, normalize
 from tests.providers.adapters import harness
 from tests.strategies import canonical, expected_conversation, openai_requests
@@ -123,3 +123,45 @@ def test_embeddings_and_completions(fake):
 def test_round_trip_keeps_roles_text_and_tool_calls(body):
     sent = orjson.loads(ADAPTER.chat_request(body, Target("p", "openai", "http://x/v1", "k", "m"), stream=False).body)
     assert canonical(normalize(sent)) == canonical(expected_conversation(body))
+
+
+# ---- relaying undecoded chunks (the /v1/chat/completions stream relay) --------------------------------------
+CONTENT = b'{"id":"c1","choices":[{"index":0,"delta":{"content":"hi"},"logprobs":null,"finish_reason":null}]}'
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    (CONTENT, True),
+    (CONTENT[:-1] + b',"usage":null}', True),
+    # key names inside strings are escaped, so content that looks like our keys stays relayable
+    (CONTENT.replace(b'"hi"', b'"say \\"usage\\":{} or \\"error\\" or \\"finish_reason\\":\\"stop\\""'), True),
+    (CONTENT.replace(b'"finish_reason":null', b'"finish_reason":"stop"'), False),
+    (CONTENT[:-1] + b',"usage":{"prompt_tokens":1}}', False),
+    (CONTENT[:-1] + b',"usage": null}', False),  # written differently: decoded, never guessed at
+    (CONTENT[:-1] + b',"provider":"upstream-label"}', False),
+    (b'{"error":{"message":"boom"}}', False),
+    (CONTENT.replace(b'}]}', b'},{"index":1,"delta":{},"finish_reason":null}]}'), False),  # n > 1
+    (b'{"id":"c1","choices":[],"usage":null}', False),
+    (CONTENT + b" ", False),
+    (b"[DONE]", False),
+])
+def test_which_chunks_are_relayed_undecoded(data, expected):
+    assert relayable(data) is expected
+
+
+def test_a_relaying_translator_hands_content_over_as_bytes_and_decodes_the_rest():
+    translator = OpenAIStream(relay=True)
+    finish = CONTENT.replace(b'"finish_reason":null', b'"finish_reason":"stop"').replace(b'"hi"', b'""')
+    usage = b'{"id":"c1","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}'
+    stream = b"".join(b"data: " + item + b"\r\n\r\n" for item in (CONTENT, CONTENT, finish, usage, b"[DONE]"))
+    out = []
+    for start in range(0, len(stream), 7):  # split reads reassemble
+        out += translator.feed(stream[start:start + 7])
+    out += translator.close()  # a finished stream: no truncation error
+    assert out[:2] == [CONTENT, CONTENT]
+    assert out[2]["choices"][0]["finish_reason"] == "stop" and out[3]["usage"]["total_tokens"] == 2
+
+    translator = OpenAIStream(relay=True)
+    assert translator.feed(b"data: " + CONTENT + b"\n\n") == [CONTENT]
+    with pytest.raises(UpstreamError) as info:  # relayed content alone never marks a stream finished
+        translator.close()
+    assert info.value.code == "upstream_stream_truncated"
