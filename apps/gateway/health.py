@@ -39,9 +39,10 @@ __all__ = [
 ]
 
 
-def health_store_for_settings(redis_client) -> HealthStore:
-    """The shared Redis store when the process has a Redis client, else the in-process one."""
+def health_store_for_settings(redis_client, wire=None) -> HealthStore:
+    """The shared Redis store when the process has a Redis client (its per-tick calls on `wire`, the process's
+    pipelined connection, when given), else the in-process one."""
     config = BreakerConfig.from_settings()
     if redis_client is not None:
-        return RedisHealthStore(redis_client, config)
+        return RedisHealthStore(redis_client, config, wire=wire)
     return LocalHealthStore(config)

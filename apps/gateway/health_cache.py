@@ -7,8 +7,9 @@ to be atomic, so:
   for the first time is fetched at once);
 - acquiring a deployment whose cached circuit is closed is local; only open / half-open deployments go to
   the store, whose Lua script hands out the half-open trial slots atomically across processes;
-- successes are buffered and flushed in one pipeline per tick; failures go to the store at once (they
-  decide circuits) and refresh that deployment's cached state right away.
+- successes are buffered and flushed once per tick, all in one write (the Redis store makes one script call
+  per deployment carrying all its samples); failures go to the store at once (they decide circuits) and
+  refresh that deployment's cached state right away.
 Staleness is bounded by one tick: another process's freshly opened circuit may still get a request here,
 which fails over like any failure and updates this cache.
 """

@@ -32,7 +32,8 @@ class HealthStore:
         return []
 
     async def record_successes(self, samples: list[tuple[str, float, float | None]]) -> None:
-        """Several successes (deployment, latency_ms, ttft_ms) at once; stores may batch them."""
+        """Several successes (deployment, latency_ms, ttft_ms) at once; stores may batch them, leaving the state
+        recording them one by one, in order, would."""
         for deployment_id, latency_ms, ttft_ms in samples:
             await self.record_success(deployment_id, latency_ms=latency_ms, ttft_ms=ttft_ms)
 

@@ -72,7 +72,7 @@ class GatewayRuntime:
         if cb_redis.configured():
             self.redis = cb_redis.async_client()
             self.wire = PipelinedRedis.from_client(self.redis)
-        self.health_store = health_store_for_settings(self.redis)
+        self.health_store = health_store_for_settings(self.redis, wire=self.wire)
         self.health = HealthCache(self.health_store)
         self.rate_limits = RateLimits(rate_limiter_for_settings(self.redis))
         self.cost_rules = CostRules(self.rate_limits, self.redis)

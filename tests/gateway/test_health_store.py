@@ -19,6 +19,7 @@ from apps.gateway.health import (
     RedisHealthStore,
     health_store_for_settings,
 )
+from apps.gateway.health_store_redis import RECORD_MANY_SHA
 from tests.conftest import free_port
 
 DEP = "7:3:gpt-4o"
@@ -466,6 +467,7 @@ def test_a_dead_redis_degrades_instead_of_raising(caplog):
             assert await store.stats([DEP, "x:0:y"]) == {DEP: UNKNOWN, "x:0:y": UNKNOWN}
             assert await store.acquire(DEP) is True
             await store.record_success(DEP, latency_ms=1)
+            await store.record_successes([(DEP, 10.0, None), ("x:0:y", 30.0, 4.0)])
             await store.record_failure(DEP)
             await store.record_failure(DEP, rate_limited=True, retry_after=5)
             await store.release(DEP)
@@ -476,9 +478,13 @@ def test_a_dead_redis_degrades_instead_of_raising(caplog):
             store.backoff.reset()
             await store.release(DEP)
             store.backoff.reset()
+            await store.record_successes([(DEP, 10.0, None), ("x:0:y", 30.0, 4.0)])
+            assert store.backoff.down
+            store.backoff.reset()
             assert await store.stats([DEP]) == {DEP: UNKNOWN}
             return time.monotonic() - started
         finally:
+            await store.close()
             await client.aclose()
 
     with caplog.at_level(logging.WARNING, logger="apps.gateway.health"):
@@ -509,6 +515,127 @@ def test_a_script_error_fails_only_its_call_and_never_backs_off(caplog):
         run("redis", scenario)
     errors = [r for r in caplog.records if r.name == "apps.gateway.health" and r.levelno == logging.ERROR]
     assert errors and all("this call failed, Redis is still used" in r.getMessage() for r in errors)
+
+
+# ---- batched successes (record_successes): the state of the same successes recorded one by one ----------------
+
+SAMPLES = [("a:0:m", 120.5, 30.0), ("b:0:m", 80.0, None), ("a:0:m", 90.25, None), ("c:0:m", 10.0, 5.5),
+           ("b:0:m", 300.0, 45.0), ("a:0:m", 200.0, 60.125), ("c:0:m", 11.0, None), ("a:0:m", 0.3, 0.1)]
+
+
+def run_pair(scenario, **overrides):
+    """Run `scenario(one_by_one, batched)`: two Redis stores on one client, apart only by their key prefix."""
+    async def main():
+        client = new_client()
+        single = RedisHealthStore(client, config(**overrides), prefix="cb:single:")
+        batched = RedisHealthStore(client, config(**overrides), prefix="cb:batched:")
+        try:
+            return await scenario(single, batched)
+        finally:
+            await single.close()
+            await batched.close()
+            await client.aclose()
+
+    return asyncio.run(main())
+
+
+async def record_one_by_one(store, samples) -> None:
+    for deployment_id, latency_ms, ttft_ms in samples:
+        await store.record_success(deployment_id, latency_ms=latency_ms, ttft_ms=ttft_ms)
+
+
+async def hashes(single, batched, deployment_id: str) -> tuple[dict, dict]:
+    return (await single.redis.hgetall(single.key(deployment_id)),
+            await batched.redis.hgetall(batched.key(deployment_id)))
+
+
+def test_batched_successes_leave_the_state_of_one_by_one_successes():
+    async def scenario(single, batched):
+        for store in (single, batched):  # the same history before the successes
+            await store.record_success("a:0:m", latency_ms=100, ttft_ms=20)
+            await fail(store, 2, deployment_id="a:0:m")
+            for _ in range(5):
+                assert await store.acquire("a:0:m")
+            for _ in range(2):
+                assert await store.acquire("b:0:m")
+            await store.record_failure("b:0:m", rate_limited=True, retry_after=30)
+        await record_one_by_one(single, SAMPLES)
+        await batched.record_successes(SAMPLES)
+        for deployment_id in ("a:0:m", "b:0:m", "c:0:m"):
+            one_by_one, at_once = await hashes(single, batched, deployment_id)
+            assert at_once == one_by_one  # every field, EWMAs to the bit
+            assert 0 < await batched.redis.ttl(batched.key(deployment_id)) <= KEY_TTL_SECONDS
+        a = (await hashes(single, batched, "a:0:m"))[1]
+        assert (a[b"inf"], a[b"cf"]) == (b"1", b"0")  # 5 in flight, 4 successes
+        assert sum(int(v) for k, v in a.items() if k.startswith(b"r:")) == 1 + 2 + 4
+        latency, ttft = 100.0, 20.0
+        for _, latency_ms, ttft_ms in [s for s in SAMPLES if s[0] == "a:0:m"]:
+            latency = 0.2 * latency_ms + 0.8 * latency
+            ttft = ttft if ttft_ms is None else 0.2 * ttft_ms + 0.8 * ttft
+        assert (float(a[b"lat"]), float(a[b"ttft"])) == (pytest.approx(latency), pytest.approx(ttft))
+        b = (await hashes(single, batched, "b:0:m"))[1]
+        assert b[b"inf"] == b"0" and b"rl" not in b  # 1 left in flight after the 429, 2 successes
+        stats = await batched.stats(["b:0:m", "c:0:m"])
+        assert stats["b:0:m"].available and stats["b:0:m"].ttft_ms == 45.0
+        assert (stats["c:0:m"].requests, stats["c:0:m"].ttft_ms) == (2, 5.5)
+
+    # Long buckets: both stores' successes land in the same one.
+    run_pair(scenario, failure_threshold=100, window_seconds=60_000)
+
+
+@pytest.mark.parametrize("probe", [True, False], ids=["probe-acquired", "open-past-cooldown"])
+def test_a_batched_success_closes_a_half_open_circuit_like_a_single_one(probe):
+    async def scenario(single, batched):
+        for store in (single, batched):
+            await fail(store, 3)
+        await asyncio.sleep(COOLDOWN + 0.05)
+        for store in (single, batched):
+            assert (await one(store)).circuit == "half_open"
+            if probe:
+                assert await store.acquire(DEP)
+        samples = [(DEP, 50.0, None), (DEP, 70.0, 12.0)]
+        await record_one_by_one(single, samples)
+        await batched.record_successes(samples)
+        one_by_one, at_once = await hashes(single, batched, DEP)
+        assert at_once == one_by_one
+        assert b"oa" not in at_once and b"pa" not in at_once
+        stats = await one(batched)
+        assert (stats.circuit, stats.consecutive_failures, stats.inflight) == ("closed", 0, 0)
+        assert all([await batched.acquire(DEP) for _ in range(3)])
+
+    run_pair(scenario, window_seconds=60_000)
+
+
+def test_batched_successes_survive_a_flushed_script_cache(caplog):
+    async def scenario(store):
+        await store.record_successes([(DEP, 10.0, None)])
+        assert await store.redis.script_exists(RECORD_MANY_SHA) == [True]
+        await store.redis.script_flush()  # as after a Redis restart
+        await store.record_successes([(DEP, 20.0, 5.0), ("x:0:y", 30.0, None), (DEP, 40.0, None)])
+        stats = await store.stats([DEP, "x:0:y"])
+        assert (stats[DEP].requests, stats["x:0:y"].requests) == (3, 1)
+        assert stats[DEP].latency_ms == pytest.approx(0.2 * 40 + 0.8 * (0.2 * 20 + 0.8 * 10))
+        assert await store.redis.script_exists(RECORD_MANY_SHA) == [True]
+        assert not store.backoff.down
+
+    with caplog.at_level(logging.WARNING, logger="apps.gateway.health"):
+        run("redis", scenario)
+    assert not [r for r in caplog.records if r.name == "apps.gateway.health"]
+
+
+def test_a_bad_key_in_a_batch_fails_only_that_deployment(caplog):
+    async def scenario(store):
+        await store.redis.set(store.key(DEP), "not a hash")
+        await store.record_successes([(DEP, 10.0, None), ("x:0:y", 30.0, None), (DEP, 40.0, None)])
+        assert not store.backoff.down
+        stats = await store.stats([DEP, "x:0:y"])
+        assert stats[DEP] == UNKNOWN
+        assert (stats["x:0:y"].requests, stats["x:0:y"].latency_ms) == (1, 30.0)
+
+    with caplog.at_level(logging.WARNING, logger="apps.gateway.health"):
+        run("redis", scenario)
+    errors = [r for r in caplog.records if r.name == "apps.gateway.health" and r.levelno == logging.ERROR]
+    assert errors and all("WRONGTYPE" in r.getMessage() for r in errors)
 
 
 def test_breaker_config_from_settings(settings):
