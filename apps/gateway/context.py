@@ -75,6 +75,7 @@ class RequestContext:
     rates: list = field(default_factory=list)  # open rate-limit admissions: (limits, estimated tokens, lease)
     spend_rules: bool = False  # the tenant has rules on today's spend: count this request's cost
     reservation: object = None  # the budget reservation held until settlement
+    _prompt_counter: object = None  # `prompt_counter`
 
     @property
     def deadline(self) -> float:
@@ -135,6 +136,15 @@ class RequestContext:
         text = self.streamed_content()
         completion = math.ceil(prompt_tokens.count_text(text) * prompt_tokens.family_factor(model)) if text else 0
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}, True
+
+    def prompt_counter(self, body: dict, *, max_output: int = 0) -> prompt_tokens.LazyPromptTokens:
+        """The request's prompt-token counter for `body` (admission, routing and the in-flight marker share its
+        counts; a changed body gets a new one)."""
+        counter = self._prompt_counter
+        if counter is None or counter.body is not body:
+            counter = self._prompt_counter = prompt_tokens.LazyPromptTokens(body)
+        counter.max_output = max_output or 0
+        return counter
 
     def streamed_content(self) -> str:
         """The text relayed so far; chunks relayed undecoded (`sse.pump_events`) are decoded only now."""

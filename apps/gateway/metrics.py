@@ -138,6 +138,7 @@ def _child(metric, *labels):
 # ---- the tally -----------------------------------------------------------------------------------------
 _added: dict[object, float] = {}  # counter or gauge child -> amount to add
 _observed: dict[object, list[float]] = {}  # histogram child -> observations
+_inflight = 0  # this process's requests in flight: the gauge is set to it when the tally is flushed
 _lock = threading.Lock()  # platform code records from worker threads too
 _flush_loop: asyncio.AbstractEventLoop | None = None  # the loop holding the pending flush timer
 FLUSH_SECONDS = 1.0
@@ -176,6 +177,7 @@ def flush() -> None:
     with _lock:
         added, observed, _added, _observed = _added, _observed, {}, {}
         _flush_loop = None
+    INFLIGHT.set(_inflight)
     for child, amount in added.items():
         child.inc(amount)
     for child, values in observed.items():
@@ -225,7 +227,9 @@ def record_attempt(*, provider: str, model: str, outcome: str) -> None:
 
 def inflight(delta: int) -> None:
     """+1 when a request starts, -1 when it ends (summed over live processes)."""
-    _tally([(INFLIGHT, delta)])
+    global _inflight
+    _inflight += delta
+    _schedule()
 
 
 # ---- circuit state (read at scrape time) ---------------------------------------------------------------

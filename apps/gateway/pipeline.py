@@ -18,7 +18,6 @@ from . import metrics, middle_out
 from .attempts import attempt
 from .context import RequestContext
 from .planning import candidates_for, plan, routing_options
-from .prompt_tokens import LazyPromptTokens
 from .redaction import scrub
 from .resolve import Candidate
 from .runtime import GatewayRuntime
@@ -82,7 +81,7 @@ async def begin_inflight(rt: GatewayRuntime, ctx: RequestContext, body: dict, or
     if rt.ledger.redis is None or not ordered:
         return
     options, key = ctx.options, ctx.key
-    prompt = LazyPromptTokens(body).encoded("quick")
+    prompt = ctx.prompt_counter(body).encoded("quick")
     reservation = ctx.reservation
     if reservation is not None:
         estimate = reservation.amount

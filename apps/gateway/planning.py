@@ -15,7 +15,6 @@ from apps.providers.route_options import RouteOptions, parse_route_options, requ
 
 from .context import RequestContext
 from .health import HealthStats
-from .prompt_tokens import LazyPromptTokens
 from .resolve import Candidate, resolve
 from .routing import candidate_key
 from .routing import plan as routing_plan
@@ -35,9 +34,9 @@ def routing_options(snapshot: Snapshot, tenant_id: int | None, body: dict) -> tu
         default = "failover_chain"
     name = body.get("model", "")
     virtual = snapshot.virtual_model(tenant_id, name.split(":floor")[0].split(":nitro")[0])
-    strategies = dict(VIRTUAL_MODELS)
+    strategies = VIRTUAL_MODELS
     if virtual is not None:
-        strategies[virtual.name] = virtual.strategy
+        strategies = {**VIRTUAL_MODELS, virtual.name: virtual.strategy}
         body = {**body, "circuit_breaker": {**virtual.constraints, **(body.get("circuit_breaker") or {})}}
     return body, parse_route_options(body, default_strategy=default, virtual_models=strategies)
 
@@ -120,6 +119,6 @@ async def plan(ctx: RequestContext, body: dict, options: RouteOptions, candidate
     needs = request_needs(body)
     result = routing_plan(candidates, needs=needs, options=options, health=health,
                           tenant_routes=snapshot.routes_for(ctx.tenant_id), weights=weights,
-                          prompt_tokens=LazyPromptTokens(body, max_output=needs.max_output or 0), tiers=tiers)
+                          prompt_tokens=ctx.prompt_counter(body, max_output=needs.max_output or 0), tiers=tiers)
     ctx.excluded = result.excluded
     return result.ordered

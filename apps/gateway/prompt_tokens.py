@@ -207,16 +207,16 @@ class PromptTokenCounter:
     encodings at most, not one each.
     """
 
-    __slots__ = ("_body", "_counts")
+    __slots__ = ("_counts", "body")
 
     def __init__(self, body: dict):
-        self._body = body
+        self.body = body
         self._counts: dict[str, int] = {}
 
     def encoded(self, encoding: str) -> int:
         count = self._counts.get(encoding)
         if count is None:
-            count = self._counts[encoding] = count_request(self._body, encoding)
+            count = self._counts[encoding] = count_request(self.body, encoding)
         return count
 
     def __call__(self, model: ModelInfo) -> int:
@@ -240,16 +240,16 @@ class LazyPromptTokens(PromptTokenCounter):
     loaded for ordinary requests.
     """
 
-    __slots__ = ("_max_output",)
+    __slots__ = ("max_output",)
 
     def __init__(self, body: dict, *, max_output: int = 0):
         super().__init__(body)
-        self._max_output = max_output or 0
+        self.max_output = max_output or 0
 
     def __call__(self, model: ModelInfo) -> int:
         encoding, factor = _classify(model.provider_type, model.model_id, model.upstream_name)
         bound = self.encoded(UTF8_BYTES) * max(factor, 1.0)
-        if model.context_window and bound + self._max_output > model.context_window:
+        if model.context_window and bound + self.max_output > model.context_window:
             return super().__call__(model)
         quick = self.encoded(QUICK)
         return quick if encoding is not None else math.ceil(quick * factor)

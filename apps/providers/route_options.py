@@ -154,6 +154,12 @@ def split_suffix(name: str) -> tuple[str, str | None]:
     return name, None
 
 
+# Bodies without routing fields (most of them) get their options from `model` alone: parsed once per name.
+ROUTING_FIELDS = ("circuit_breaker", "provider", "models", "route")
+_plain: dict[tuple, RouteOptions] = {}
+PLAIN_CACHE_SIZE = 4096
+
+
 def parse_route_options(body: dict, *, default_strategy: str,
                         virtual_models: Mapping[str, str] | None = None) -> RouteOptions:
     """Validate the request's routing options. Strategy precedence: circuit_breaker.routing_strategy, then a
@@ -161,6 +167,19 @@ def parse_route_options(body: dict, *, default_strategy: str,
     default core.vocabulary.VIRTUAL_MODELS; tenants may pass theirs merged in), then `default_strategy`.
     `cb:<task>` virtual models imply that task_type unless the request names one."""
     virtual = VIRTUAL_MODELS if virtual_models is None else virtual_models
+    raw_model = body.get("model")
+    if isinstance(raw_model, str) and not any(name in body for name in ROUTING_FIELDS):
+        key = (raw_model, default_strategy, virtual.get(split_suffix(raw_model)[0]))
+        options = _plain.get(key)
+        if options is None:  # RouteOptions is frozen: one instance serves every such request
+            if len(_plain) >= PLAIN_CACHE_SIZE:
+                _plain.clear()
+            options = _plain[key] = _parse_route_options(body, default_strategy, virtual)
+        return options
+    return _parse_route_options(body, default_strategy, virtual)
+
+
+def _parse_route_options(body: dict, default_strategy: str, virtual: Mapping[str, str]) -> RouteOptions:
     raw_model = body.get("model")
     model, sort = split_suffix(raw_model) if isinstance(raw_model, str) else ("", None)
     source = "suffix" if sort else "default"

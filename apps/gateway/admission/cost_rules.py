@@ -11,7 +11,6 @@ from apps.billing import cost_rules
 
 from ..context import RequestContext
 from ..limits import Limit
-from ..prompt_tokens import LazyPromptTokens
 from ..snapshot import Snapshot
 from .rate_limits import RateLimits
 
@@ -31,7 +30,7 @@ class CostRules:
         spend = {}
         if needed and self.redis is not None and ctx.tenant_id is not None:
             spend = await cost_rules.spend_today_many(self.redis, ctx.tenant_id, needed)
-        prompt = LazyPromptTokens(body).encoded("quick")
+        prompt = ctx.prompt_counter(body).encoded("quick")
         effects = cost_rules.evaluate(specs, cost_rules.RequestFacts(
             model=options.model, prompt_tokens=prompt, task_type=options.task_type or "general",
             environment=settings.ENVIRONMENT, spend_today_by_model=spend))

@@ -11,9 +11,10 @@ from ..prompt_tokens import LazyPromptTokens
 from ..snapshot import Snapshot
 
 
-def estimated_tokens(body: dict) -> int:
+def estimated_tokens(body: dict, counter: LazyPromptTokens | None = None) -> int:
     """What a request may use before it runs: the prompt (quick upper bound) plus the output cap it asked for."""
-    return LazyPromptTokens(body).encoded("quick") + (body.get("max_completion_tokens") or body.get("max_tokens") or 0)
+    quick = (counter or LazyPromptTokens(body)).encoded("quick")
+    return quick + (body.get("max_completion_tokens") or body.get("max_tokens") or 0)
 
 
 class RateLimits:
@@ -29,7 +30,7 @@ class RateLimits:
                             key_concurrent=key_concurrent, tenant_rpm=tenant_rpm, tenant_tpm=tenant_tpm,
                             tenant_concurrent=tenant_concurrent)
         if limits:
-            await self.admit_limits(ctx, limits, estimated_tokens(body), headers=True)
+            await self.admit_limits(ctx, limits, estimated_tokens(body, ctx.prompt_counter(body)), headers=True)
 
     async def admit_limits(self, ctx: RequestContext, limits: list[Limit], estimate: int, *, headers: bool = False,
                            message: str = "{}") -> None:

@@ -132,8 +132,21 @@ class SSEDecoder:
         self._data: list[bytes] = []
 
     def feed(self, chunk: bytes) -> list[tuple[str | None, bytes]]:
-        # One split per read (not a slice of the rest per line): a read carries dozens of lines.
-        *lines, self._buffer = (self._buffer + chunk if self._buffer else chunk).split(b"\n")
+        buffer = self._buffer + chunk if self._buffer else chunk
+        if self._data or self._event is not None or b"\r" in buffer:
+            *lines, self._buffer = buffer.split(b"\n")
+            return self._lines(lines)
+        # The usual stream: whole events of one `data: ` line each, split once per read (not line by line).
+        *blocks, self._buffer = buffer.split(b"\n\n")
+        events: list[tuple[str | None, bytes]] = []
+        for block in blocks:
+            if block[:6] == b"data: " and b"\n" not in block:
+                events.append((None, block[6:]))
+            elif block:
+                events += self._lines([*block.split(b"\n"), b""])
+        return events
+
+    def _lines(self, lines: list[bytes]) -> list[tuple[str | None, bytes]]:
         events: list[tuple[str | None, bytes]] = []
         for raw in lines:
             line = raw[:-1] if raw[-1:] == b"\r" else raw
