@@ -145,6 +145,8 @@ FUNCTIONS_MAX_CHAIN_DEPTH = env.int("FUNCTIONS_MAX_CHAIN_DEPTH", default=10, min
 FUNCTIONS_LOG_LIMIT_BYTES = env.int("FUNCTIONS_LOG_LIMIT_BYTES", default=65536, minimum=1024)
 # POST …/execute/ with wait=true waits at most this long for the run before answering with it as it is.
 FUNCTIONS_EXECUTE_WAIT_SECONDS = env.float("FUNCTIONS_EXECUTE_WAIT_SECONDS", default=30.0, minimum=0.0)
+# Agents' execute (REST and GraphQL) waits what `wait` asks (true: 30 s, at most 60), never longer than this.
+AGENTS_EXECUTE_WAIT_SECONDS = env.float("AGENTS_EXECUTE_WAIT_SECONDS", default=60.0, minimum=0.0)
 # `container` functions run only with a container engine (`docker` CLI talking to DOCKER_HOST).
 DOCKER_HOST = env.str("DOCKER_HOST", default="")
 

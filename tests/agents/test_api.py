@@ -127,3 +127,14 @@ def test_place_agent_validation(world):
     missing = world["api"].post("/api/place-agents/", {"agent_id": agent.id, "workflow_id": "nope", "place": "a"},
                                 format="json")
     assert missing.status_code == 400 and "workflow" in missing.json()
+
+
+def test_the_operator_caps_how_long_execute_waits(settings):
+    from apps.agents.api.serializers import AgentExecuteSerializer
+
+    settings.AGENTS_EXECUTE_WAIT_SECONDS = 2.0
+    for wait, expected in ((True, 2.0), (45, 2.0), (1.5, 1.5), (False, 0.0)):
+        serializer = AgentExecuteSerializer(data={"wait": wait})
+        assert serializer.is_valid(), serializer.errors
+        assert serializer.validated_data["wait"] == expected, wait
+    assert not AgentExecuteSerializer(data={"wait": 61}).is_valid()  # the API's own limit still answers 400

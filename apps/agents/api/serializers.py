@@ -3,6 +3,7 @@ names are accepted as aliases (`llm_config`, `retry_config`, `system_prompt`, `w
 
 from __future__ import annotations
 
+from django.conf import settings
 from rest_framework import serializers
 
 from apps.agents.models import Agent, AgentExecution, ExecutionStatus, PlaceAgent
@@ -103,12 +104,13 @@ class AgentExecuteSerializer(StrictSerializer):
                                                            "result; default false.")
 
     def validate_wait(self, value):
+        """Seconds to wait, at most the operator's AGENTS_EXECUTE_WAIT_SECONDS."""
         if value is None or value is False:
             return 0.0
         if value is True:
-            return 30.0
+            return min(30.0, settings.AGENTS_EXECUTE_WAIT_SECONDS)
         if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 60:
-            return float(value)
+            return min(float(value), settings.AGENTS_EXECUTE_WAIT_SECONDS)
         raise serializers.ValidationError("true, false or a number of seconds from 0 to 60.")
 
 
