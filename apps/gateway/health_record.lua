@@ -1,12 +1,12 @@
--- One outcome of a request to a deployment. KEYS[1]: the deployment's hash.
--- ARGV: kind ('s' success | 'f' failure | 'r' rate limited), latency|'', ttft|'', retry_after, alpha, cooldown,
--- failure_threshold, error_rate_threshold, min_requests, bucket_seconds, buckets, ttl. Returns the stored state.
+-- One failed outcome of a request to a deployment (successes, one or many: health_record_many.lua).
+-- KEYS[1]: the deployment's hash. ARGV: kind ('f' failure | 'r' rate limited), latency|'', ttft (unused),
+-- retry_after, alpha, cooldown, failure_threshold, error_rate_threshold, min_requests, bucket_seconds, buckets, ttl.
+-- Returns the stored state.
 local key = KEYS[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local kind = ARGV[1]
 local lat_sample = tonumber(ARGV[2])
-local ttft_sample = tonumber(ARGV[3])
 local alpha = tonumber(ARGV[5])
 local cur = math.floor(now / tonumber(ARGV[10]))
 local low = cur - tonumber(ARGV[11]) + 1
@@ -42,16 +42,7 @@ local function ewma(old, sample)
   return alpha * sample + (1 - alpha) * old
 end
 if lat_sample then redis.call('HSET', key, 'lat', ewma(tonumber(f['lat']), lat_sample)) end
-if kind == 's' then
-  if ttft_sample then redis.call('HSET', key, 'ttft', ewma(tonumber(f['ttft']), ttft_sample)) end
-  redis.call('HSET', key, 'cf', 0)
-  redis.call('HDEL', key, 'rl')
-  if st == 2 then
-    stored = 0
-    redis.call('HSET', key, 'st', 0, 'pi', 0)
-    redis.call('HDEL', key, 'oa', 'pa')
-  end
-elseif kind == 'r' then
+if kind == 'r' then
   redis.call('HSET', key, 'rl', now + tonumber(ARGV[4]))
   if stored == 2 and (tonumber(f['pi']) or 0) > 0 then redis.call('HINCRBY', key, 'pi', -1) end
 else

@@ -1,4 +1,5 @@
--- N successes of one deployment at once, leaving the state N consecutive health_record.lua 's' calls would.
+-- N ≥ 1 successes of one deployment at once, leaving the state N consecutive single successes would (each: the
+-- window's request count, the EWMAs, consecutive failures reset, a half-open circuit closed).
 -- KEYS[1]: the deployment's hash. ARGV: latency|'', ttft|'' per success (in order), then health_record.lua's
 -- tail: alpha, cooldown, failure_threshold, error_rate_threshold, min_requests, bucket_seconds, buckets, ttl.
 -- Returns the stored state.

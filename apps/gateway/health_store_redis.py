@@ -118,7 +118,8 @@ class RedisHealthStore(HealthStore):
             self.backoff.failed("record", exc)
 
     async def record_success(self, deployment_id: str, *, latency_ms: float, ttft_ms: float | None = None) -> None:
-        await self._record_outcome(deployment_id, "s", latency_ms, ttft_ms, 0)
+        # One script for successes, one or many (health_record_many.lua): a half-open trial's success is a batch of 1.
+        await self.record_successes([(deployment_id, latency_ms, ttft_ms)])
 
     async def known(self) -> list[str]:
         if self.backoff.down:
