@@ -1,4 +1,5 @@
-"""Sending adapter requests upstream: one pooled aiohttp session per process, errors made uniform and scrubbed.
+"""Sending adapter requests upstream: one pooled HTTP client per process (`upstream_http`), errors made uniform
+and scrubbed.
 
 Every upstream error leaves through here, so this is where the credentials we sent are scrubbed from it
 (`redaction`): the request's own, every other configured credential of the provider (the callers pass them as
@@ -18,14 +19,11 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from urllib.parse import urlsplit
 
-import aiohttp
-
 from apps.providers.adapters.base import Adapter, ChunkFactory, Target, UpstreamError, UpstreamRequest
 from apps.providers.adapters.openai import OpenAIStream
 
 from .redaction import request_secrets, scrub_error
-
-USER_AGENT = "cbplatform"
+from .upstream_http import ConnectFailed, HttpClient, Response
 
 
 def pool_exhausted(pool_size: int, waited: float) -> UpstreamError:
@@ -42,25 +40,22 @@ class Upstream:
     def __init__(self, *, pool_size: int = 10000, timeout: float = 60.0):
         self.pool_size = pool_size
         self.timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
+        self._client: HttpClient | None = None
         self._slots = asyncio.Semaphore(pool_size)
         self.sent_secrets: set[str] = set()  # every credential sent (the log filter scrubs these)
         self._origin_secrets: dict[str, set[str]] = {}
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            # No connector limit: the semaphore is the pool's gate (aiohttp's own wait counts as "connect" time).
-            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=30,
-                                             enable_cleanup_closed=True)
-            self._session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
-                                                  headers={"User-Agent": USER_AGENT}, auto_decompress=True)
-        return self._session
+    def client(self) -> HttpClient:
+        # No connection limit of its own: the semaphore is the pool's gate.
+        if self._client is None:
+            self._client = HttpClient(keepalive_timeout=30.0)
+        return self._client
 
     async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
+        if self._client is not None:
+            await self._client.close()
+        self._client = None
 
     # ---- credentials -------------------------------------------------------------------------------------
     def _secrets_for(self, request: UpstreamRequest, target: Target | None = None,
@@ -89,31 +84,35 @@ class Upstream:
             raise pool_exhausted(self.pool_size, time.perf_counter() - began) from None
         return time.perf_counter() - began
 
-    async def _open(self, request: UpstreamRequest, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
+    async def _open(self, request: UpstreamRequest, *, total: float | None = None,
+                    read: float | None = None, connect: float) -> Response:
         try:
-            return await self.session.request(request.method, request.url, headers=request.headers,
-                                              data=request.body, timeout=timeout, allow_redirects=False)
-        except (TimeoutError, aiohttp.ServerTimeoutError):
+            return await self.client.request(request.method, request.url, request.headers, request.body,
+                                             connect=connect, total=total, read=read)
+        except TimeoutError:  # before OSError: TimeoutError is one
             raise UpstreamError("Upstream provider timed out.", status=504, type="timeout",
                                 code="upstream_timeout", retryable=True) from None
-        except aiohttp.ClientConnectorError:
+        except ConnectFailed:
             raise UpstreamError("Upstream provider is unreachable.", status=502, type="upstream_error",
                                 code="upstream_unreachable", retryable=True) from None
-        except (aiohttp.ClientError, OSError):
+        except OSError:
             raise UpstreamError("Upstream connection failed.", status=502, type="upstream_error",
                                 code="upstream_connection_error", retryable=True) from None
+        except ValueError as exc:  # a header that would split the request, a URL that is not http(s)
+            raise UpstreamError(f"The upstream request cannot be sent: {exc}.", status=502, type="upstream_error",
+                                code="upstream_request_invalid", retryable=False) from None
 
-    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+    async def _read(self, response: Response) -> bytes:
         try:
             return await response.read()
-        except (TimeoutError, aiohttp.ServerTimeoutError):
+        except TimeoutError:
             raise UpstreamError("Upstream provider timed out.", status=504, type="timeout",
                                 code="upstream_timeout", retryable=True) from None
-        except (aiohttp.ClientError, OSError):
+        except OSError:
             raise UpstreamError("Upstream connection failed mid-response.", status=502, type="upstream_error",
                                 code="upstream_connection_error", retryable=True) from None
         finally:
-            response.release()
+            response.close()
 
     # ---- whole responses -------------------------------------------------------------------------------
     async def fetch(self, adapter: Adapter, request: UpstreamRequest, *, timeout: float | None = None,
@@ -124,7 +123,8 @@ class Upstream:
         try:
             waited = await self._slot(limit)
             try:
-                response = await self._open(request, aiohttp.ClientTimeout(total=max(0.001, limit - waited)))
+                left = max(0.001, limit - waited)
+                response = await self._open(request, total=left, connect=left)
                 payload = await self._read(response)
             finally:
                 self._slots.release()
@@ -159,14 +159,14 @@ class Upstream:
 
     # ---- streams -----------------------------------------------------------------------------------------
     async def open_stream(self, adapter: Adapter, request: UpstreamRequest, *,
-                          timeout: float | None = None) -> aiohttp.ClientResponse:
+                          timeout: float | None = None) -> Response:
         """Connect and check the status; the caller iterates the body and then calls `close_stream`. Errors
         before the body raise here (unscrubbed: `stream_request_batches` scrubs)."""
         limit = timeout or self.timeout
         waited = await self._slot(limit)
         try:
             limit = max(0.001, limit - waited)
-            response = await self._open(request, aiohttp.ClientTimeout(total=None, connect=limit, sock_read=limit))
+            response = await self._open(request, connect=limit, read=limit)
             if response.status >= 400:
                 payload = await self._read(response)
                 raise adapter.error(response.status, payload, response.headers)
@@ -175,7 +175,7 @@ class Upstream:
             raise
         return response
 
-    def close_stream(self, response: aiohttp.ClientResponse) -> None:
+    def close_stream(self, response: Response) -> None:
         response.close()
         self._slots.release()
 
@@ -226,7 +226,7 @@ class Upstream:
         except UpstreamError as error:
             raise scrub_error(error, known) from None
         try:
-            async for data in response.content.iter_any():
+            async for data in response.iter_chunks():
                 batch = translator.feed(data)
                 if batch:
                     yield batch
@@ -235,10 +235,10 @@ class Upstream:
                 yield batch
         except UpstreamError as error:  # the upstream's in-stream error event
             raise scrub_error(error, known) from None
-        except (TimeoutError, aiohttp.ServerTimeoutError):
+        except TimeoutError:
             raise UpstreamError("Upstream provider timed out mid-stream.", status=504, type="timeout",
                                 code="upstream_timeout", retryable=True) from None
-        except (aiohttp.ClientError, OSError):
+        except OSError:
             raise UpstreamError("Upstream connection failed mid-stream.", status=502, type="upstream_error",
                                 code="upstream_connection_error", retryable=True) from None
         finally:
