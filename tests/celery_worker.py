@@ -4,6 +4,7 @@ anything that runs as a task (ledger ingestion, automatic transitions, agents, f
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +13,9 @@ import time
 import pytest
 
 from tests.conftest import ROOT, database_url
+
+_RECEIVED = re.compile(r"Task [\w.]+\[([0-9a-f-]+)\] received")
+_ENDED = re.compile(r"Task [\w.]+\[([0-9a-f-]+)\] (?:succeeded|raised|retry|failed)")
 
 
 class Worker:
@@ -30,6 +34,18 @@ class Worker:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def wait_idle(self, timeout: float = 15.0) -> bool:
+        """Until every task the worker received has ended (its log says so), so that a test's teardown does not
+        truncate tables under a task still writing (Postgres answers that with a deadlock)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            log = self.output()
+            received = set(_RECEIVED.findall(log))
+            if received <= set(_ENDED.findall(log)):
+                return True
+            time.sleep(0.05)
+        return False
 
     def kill(self):
         self.proc.send_signal(signal.SIGKILL)

@@ -19,13 +19,26 @@ _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 def safe_header_value(value) -> bytes:
     """A header value that can always be sent: control characters become spaces, surrounding space is trimmed,
     non-Latin-1 characters become "?"."""
+    if type(value) is str and value.isascii() and value.isprintable():  # most values: nothing to replace
+        return value.strip(" ").encode("ascii")
     text = _UNSAFE_VALUE.sub(" ", str(value)).strip(" \t")
     return text.encode("latin-1", "replace")
 
 
+_exposed: tuple[object, bytes] = (None, b"")
+
+
 def expose_headers() -> bytes:
-    """`access-control-expose-headers`: every header of ours a browser client may read (settings, one list)."""
-    return ", ".join(settings.CORS_EXPOSE_HEADERS).encode("latin-1")
+    """`access-control-expose-headers`: every header of ours a browser client may read (settings, one list,
+    joined again only when the setting is replaced)."""
+    global _exposed
+    names = settings.CORS_EXPOSE_HEADERS
+    if _exposed[0] is not names:
+        _exposed = (names, ", ".join(names).encode("latin-1"))
+    return _exposed[1]
+
+
+_header_names: dict[str, bytes] = {}  # a valid header name -> its lowercase bytes
 
 
 class ClientGone(Exception):
@@ -86,9 +99,14 @@ class Responder:
 
     def add_header(self, name: str, value: str) -> None:
         """Never emits an invalid header: a bad name is dropped, a value is made safe (see safe_header_value)."""
-        if not isinstance(name, str) or not _TOKEN.match(name):
-            return
-        self.extra.append((name.lower().encode("ascii"), safe_header_value(value)))
+        encoded = _header_names.get(name) if isinstance(name, str) else None
+        if encoded is None:
+            if not isinstance(name, str) or not _TOKEN.match(name):
+                return
+            encoded = name.lower().encode("ascii")
+            if len(_header_names) < 1024:
+                _header_names[name] = encoded
+        self.extra.append((encoded, safe_header_value(value)))
 
     def _headers(self, content_type: bytes, length: int | None) -> list[tuple[bytes, bytes]]:
         headers = [(b"content-type", content_type), *self.extra]

@@ -51,16 +51,35 @@ def _pick(value: int | None, setting: str) -> int:
     return max(0, int(value or 0))
 
 
+_memo: dict[tuple, list[Limit]] = {}
+
+
 def limits_for(key_id, tenant_id, *, key_rpm: int | None = None, key_tpm: int | None = None,
                key_concurrent: int | None = None, tenant_rpm: int | None = None, tenant_tpm: int | None = None,
                tenant_concurrent: int | None = None, global_rpm: int | None = None,
                burst: int | None = None) -> list[Limit]:
-    """The buckets a request passes: per API key, per tenant, global (only those with a limit).
+    """The buckets a request passes: per API key, per tenant, global (only those with a limit). Do not change
+    the list: it is shared by every request with the same inputs.
 
     None means "the default": per key RATE_LIMIT_PER_MINUTE, RATE_LIMIT_TOKENS_PER_MINUTE and
     RATE_LIMIT_CONCURRENT_REQUESTS; global RATE_LIMIT_GLOBAL_PER_MINUTE; burst BURST_ALLOWANCE; the tenant has
     no default. 0 means unlimited (also as an explicit override). Anonymous requests (no key) share one bucket.
     """
+    # Remembered per settings object (override_settings installs a new one) and inputs: the same key asks again
+    # and again, and building three frozen Limits to find none applies was most of a request's admission cost.
+    memo_key = (settings._wrapped, key_id, tenant_id, key_rpm, key_tpm, key_concurrent, tenant_rpm, tenant_tpm,
+                tenant_concurrent, global_rpm, burst)
+    found = _memo.get(memo_key)
+    if found is None:
+        if len(_memo) >= 10_000:
+            _memo.clear()
+        found = _memo[memo_key] = _limits_for(memo_key[1:])
+    return found
+
+
+def _limits_for(inputs: tuple) -> list[Limit]:
+    key_id, tenant_id, key_rpm, key_tpm, key_concurrent, tenant_rpm, tenant_tpm, tenant_concurrent, global_rpm, \
+        burst = inputs
     burst = _pick(burst, "BURST_ALLOWANCE")
     key = Limit(f"key:{key_id}" if key_id is not None else "key:anonymous",
                 requests_per_minute=_pick(key_rpm, "RATE_LIMIT_PER_MINUTE") or None,

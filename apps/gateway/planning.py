@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from apps.core.errors import ApiError, ModelNotFound
-from apps.providers.route_options import RouteOptions, parse_route_options, request_needs
+from apps.providers.route_options import ROUTING_FIELDS, RouteOptions, parse_route_options, request_needs
 
 from .context import RequestContext
 from .health import HealthStats
@@ -25,6 +25,11 @@ def deployment_id(candidate: Candidate, credential_id: int | None) -> str:
     return f"{candidate.provider.id}:{credential_id or 0}:{candidate.model.model_id}"
 
 
+# A tenant's virtual model named by a body without routing fields of its own: options parsed once per (virtual
+# model, name, default strategy). The virtual model object is kept with them (a new snapshot makes new ones).
+_virtual_options: dict[tuple, tuple[object, RouteOptions]] = {}
+
+
 def routing_options(snapshot: Snapshot, tenant_id: int | None, body: dict) -> tuple[dict, RouteOptions]:
     """The request's routing options; a tenant's virtual model contributes its strategy and constraints
     (the request's own circuit_breaker options win where both say something)."""
@@ -34,11 +39,20 @@ def routing_options(snapshot: Snapshot, tenant_id: int | None, body: dict) -> tu
         default = "failover_chain"
     name = body.get("model", "")
     virtual = snapshot.virtual_model(tenant_id, name.split(":floor")[0].split(":nitro")[0])
-    strategies = VIRTUAL_MODELS
-    if virtual is not None:
-        strategies = {**VIRTUAL_MODELS, virtual.name: virtual.strategy}
-        body = {**body, "circuit_breaker": {**virtual.constraints, **(body.get("circuit_breaker") or {})}}
-    return body, parse_route_options(body, default_strategy=default, virtual_models=strategies)
+    if virtual is None:
+        return body, parse_route_options(body, default_strategy=default, virtual_models=VIRTUAL_MODELS)
+    plain = not any(field in body for field in ROUTING_FIELDS)
+    body = {**body, "circuit_breaker": {**virtual.constraints, **(body.get("circuit_breaker") or {})}}
+    key = (id(virtual), name, default)
+    if plain and (hit := _virtual_options.get(key)) is not None and hit[0] is virtual:
+        return body, hit[1]
+    options = parse_route_options(body, default_strategy=default,
+                                  virtual_models={**VIRTUAL_MODELS, virtual.name: virtual.strategy})
+    if plain:
+        if len(_virtual_options) >= 4096:
+            _virtual_options.clear()
+        _virtual_options[key] = (virtual, options)
+    return body, options
 
 
 def candidates_for(snapshot: Snapshot, tenant_id: int | None, options: RouteOptions, *,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from apps.core.errors import InvalidRequest
 
 from .openrouter_fields import check_openrouter_fields
@@ -137,8 +139,11 @@ def _check_tools(body: dict) -> None:
         raise invalid(f"Invalid value for 'tool_choice': {choice!r}.", "tool_choice")
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _has_control(text: str) -> bool:
-    return any(ord(c) < 0x20 or 0x7f <= ord(c) < 0xa0 for c in text)
+    return _CONTROL.search(text) is not None
 
 
 def _check_depth(body: dict) -> None:

@@ -34,8 +34,9 @@ def world(transactional_db, catalogue, fake, agent_worker):
     tenant, _, _ = factories.tenant_on_fake_openai(f"ag-{suffix}", fake, provider_slug=f"fk-{suffix}")
     _, admin_secret = factories.api_key(tenant, scopes=["admin"])
     other, other_api = factories.admin_api(f"ag-other-{suffix}")
-    return {"tenant": tenant, "api": factories.api_client(admin_secret), "other": other, "other_api": other_api,
-            "fake": fake, "worker": agent_worker}
+    yield {"tenant": tenant, "api": factories.api_client(admin_secret), "other": other, "other_api": other_api,
+           "fake": fake, "worker": agent_worker}
+    agent_worker.wait_idle()  # a run's last writes land before the tables are truncated
 
 
 def events_of(execution_id) -> list:
