@@ -273,6 +273,9 @@ class _Connection(asyncio.Protocol):
         if self.closed or self._until_close or not self.parser.should_keep_alive():
             self.close()
         else:
+            # Reading may have been paused for this answer (its reader fell behind) and the answer still ended
+            # in the same read; the next exchange must be read.
+            self.resume()
             self.client._idle(self)
 
     def _fail(self, error: BaseException) -> None:

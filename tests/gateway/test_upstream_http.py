@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from apps.gateway import upstream_http
 from apps.gateway.upstream import Upstream
 from apps.gateway.upstream_http import ConnectFailed, ConnectionBroken, HttpClient
 from apps.providers.adapters import registry
@@ -335,3 +336,39 @@ def test_an_answer_in_an_encoding_we_cannot_read_is_an_error():
             await client.close()
 
     run(main())
+
+
+def test_a_connection_paused_for_a_slow_reader_reads_again_when_reused(monkeypatch):
+    """Reading pauses when a stream's reader falls behind; when the answer also ends in that read, the connection
+    goes back to the pool and must be read again for the next request (it used to hang)."""
+    monkeypatch.setattr(upstream_http, "STREAM_BUFFER_BYTES", 100)
+    rest = b"y" * 1000
+
+    def respond(request):
+        if not request["target"].endswith("stream"):
+            return ok()
+
+        async def stream(writer):
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.2)
+            writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(rest), rest))  # past the buffer, and the end, in one read
+            await writer.drain()
+        return stream
+
+    async def main():
+        async with RawServer(respond) as server:
+            client = HttpClient()
+            response = await client.request("POST", server.url("/stream"), {}, b"{}", connect=5, read=5)
+            chunks = response.iter_chunks()
+            first = await anext(chunks)
+            await asyncio.sleep(0.5)  # the reader falls behind while the rest arrives
+            body = first + b"".join([chunk async for chunk in chunks])
+            again = await client.request("POST", server.url("/next"), {}, b"{}", connect=5, total=2)
+            answer = await again.read()
+            await client.close()
+            return body, answer, server.connections
+
+    body, answer, connections = run(main())
+    assert body == b"first" + rest
+    assert answer == b'{"ok":true}' and connections == 1
