@@ -5,6 +5,7 @@ refused and broken connections, headers that would split a request, TLS."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import gzip
 import ipaddress
@@ -73,6 +74,17 @@ class RawServer:
             writer.close()
 
 
+@contextlib.asynccontextmanager
+async def serving(respond, **kwargs):
+    """A RawServer and a client of it, both closed afterwards."""
+    async with RawServer(respond, **kwargs) as server:
+        client = HttpClient()
+        try:
+            yield server, client
+        finally:
+            await client.close()
+
+
 def ok(body: bytes = b'{"ok":true}', extra: str = "") -> bytes:
     return (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
             .encode() + body)
@@ -84,13 +96,11 @@ def run(coro):
 
 def test_connections_are_kept_alive_and_reused():
     async def main():
-        async with RawServer(lambda r: ok()) as server:
-            client = HttpClient()
+        async with serving(lambda r: ok()) as (server, client):
             for _ in range(5):
                 response = await client.request("POST", server.url(), {"Authorization": "Bearer k"}, b"{}",
                                                 connect=5, total=5)
                 assert (response.status, await response.read()) == (200, b'{"ok":true}')
-            await client.close()
             return server, client
 
     server, client = run(main())
@@ -122,13 +132,11 @@ def test_chunked_gzip_interim_and_until_close_bodies_arrive_whole():
         return until_close
 
     async def main():
-        async with RawServer(respond) as server:
-            client = HttpClient()
+        async with serving(respond) as (server, client):
             bodies = {}
             for kind in ("chunked", "gzip", "close", "chunked"):
                 response = await client.request("GET", server.url(f"/x/{kind}"), {}, None, connect=5, total=5)
                 bodies[kind] = await response.read()
-            await client.close()
             return bodies, server
 
     bodies, server = run(main())
@@ -141,12 +149,10 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused():
         return ok(extra="Connection: close\r\n") if request["target"].endswith("bye") else ok()
 
     async def main():
-        async with RawServer(respond) as server:
-            client = HttpClient()
+        async with serving(respond) as (server, client):
             for path in ("/bye", "/again", "/again"):
                 response = await client.request("POST", server.url(path), {}, b"{}", connect=5, total=5)
                 assert await response.read() == b'{"ok":true}'
-            await client.close()
             return server.connections
 
     assert run(main()) == 2
@@ -154,8 +160,7 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused():
 
 def test_headers_that_would_split_the_request_are_refused_before_anything_is_sent():
     async def main():
-        async with RawServer(lambda r: ok()) as server:
-            client = HttpClient()
+        async with serving(lambda r: ok()) as (server, client):
             for headers in ({"X-Evil": "a\r\nX-Injected: 1"}, {"X-Evil": "a\nb"}, {"Bad Name": "v"},
                             {"X-Evil": "a\rb"}):
                 with pytest.raises(ValueError):
@@ -165,7 +170,6 @@ def test_headers_that_would_split_the_request_are_refused_before_anything_is_sen
                                                                    "User-Agent": "mine"}, b"{}", connect=5,
                                             total=5)
             await response.read()
-            await client.close()
             return server.requests, server.port
 
     requests, port = run(main())
@@ -242,8 +246,7 @@ def test_a_stream_arrives_as_sent_and_a_stalled_one_times_out_between_reads():
         return stream
 
     async def main():
-        async with RawServer(respond) as server:
-            client = HttpClient()
+        async with serving(respond) as (server, client):
             response = await client.request("POST", server.url("/ok"), {}, b"{}", connect=5, read=1)
             assert response.content_type == "text/event-stream"
             received = b"".join([chunk async for chunk in response.iter_chunks()])
@@ -252,7 +255,6 @@ def test_a_stream_arrives_as_sent_and_a_stalled_one_times_out_between_reads():
             with pytest.raises(TimeoutError):
                 async for chunk in stalled.iter_chunks():
                     got.append(chunk)
-            await client.close()
             return received, b"".join(got), server.connections
 
     received, partial, connections = run(main())
@@ -268,8 +270,7 @@ def test_an_abandoned_answer_closes_its_connection_and_a_large_body_arrives_inta
         return ok(big) if request["target"].endswith("big") else ok(b"x" * 100)
 
     async def main():
-        async with RawServer(respond) as server:
-            client = HttpClient()
+        async with serving(respond) as (server, client):
             response = await client.request("GET", server.url("/big"), {}, None, connect=5, read=5)
             first = b""
             async for chunk in response.iter_chunks():
@@ -280,7 +281,6 @@ def test_an_abandoned_answer_closes_its_connection_and_a_large_body_arrives_inta
             parts = [chunk async for chunk in response.iter_chunks()]
             response = await client.request("GET", server.url("/big"), {}, None, connect=5, total=5)
             read = await response.read()
-            await client.close()
             return first, b"".join(parts), read, server.connections
 
     first, streamed, read, connections = run(main())
@@ -329,11 +329,9 @@ def test_https_verifies_the_server_certificate(tmp_path):
 
 def test_an_answer_in_an_encoding_we_cannot_read_is_an_error():
     async def main():
-        async with RawServer(lambda r: ok(b"\x00\x01", "Content-Encoding: br\r\n")) as server:
-            client = HttpClient()
+        async with serving(lambda r: ok(b"\x00\x01", "Content-Encoding: br\r\n")) as (server, client):
             with pytest.raises(ConnectionBroken):
                 await client.request("GET", server.url(), {}, None, connect=5, total=5)
-            await client.close()
 
     run(main())
 
@@ -357,8 +355,7 @@ def test_a_connection_paused_for_a_slow_reader_reads_again_when_reused(monkeypat
         return stream
 
     async def main():
-        async with RawServer(respond) as server:
-            client = HttpClient()
+        async with serving(respond) as (server, client):
             response = await client.request("POST", server.url("/stream"), {}, b"{}", connect=5, read=5)
             chunks = response.iter_chunks()
             first = await anext(chunks)
@@ -366,7 +363,6 @@ def test_a_connection_paused_for_a_slow_reader_reads_again_when_reused(monkeypat
             body = first + b"".join([chunk async for chunk in chunks])
             again = await client.request("POST", server.url("/next"), {}, b"{}", connect=5, total=2)
             answer = await again.read()
-            await client.close()
             return body, answer, server.connections
 
     body, answer, connections = run(main())
