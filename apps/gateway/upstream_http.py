@@ -292,7 +292,8 @@ class _Connection(asyncio.Protocol):
 
 
 class HttpClient:
-    """See the module docstring. Belongs to the event loop it is first used on."""
+    """See the module docstring. Its connections belong to the event loop of the last request: a request on
+    another loop starts from an empty pool (the old loop's connections cannot serve it)."""
 
     def __init__(self, *, keepalive_timeout: float = 30.0, ssl: ssl_module.SSLContext | None = None):
         self.keepalive_timeout = keepalive_timeout
