@@ -173,7 +173,10 @@ class _Connection(asyncio.Protocol):
     def start(self, request: bytes, response: Response, head: asyncio.Future) -> None:
         self.response, self.head = response, head
         self._raw_headers = []
-        self.transport.write(request)
+        try:
+            self.transport.write(request)
+        except RuntimeError:  # the transport was closed under us (uvloop refuses the write)
+            self._fail(ConnectionBroken("The upstream connection closed before the request was sent."))
 
     def abandon(self) -> None:
         self.response = None
@@ -378,7 +381,9 @@ class HttpClient:
         idle = self._idle_connections.get(key)
         while idle:
             connection = idle.pop()  # the most recently used: the least likely to have been closed by the server
-            if not connection.closed and now - connection.idle_since < self.keepalive_timeout:
+            # A closing transport's connection_lost comes a loop turn later: `closed` may not say so yet.
+            if (not connection.closed and not connection.transport.is_closing()
+                    and now - connection.idle_since < self.keepalive_timeout):
                 return connection
             connection.close()
         return None

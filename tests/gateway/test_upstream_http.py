@@ -368,3 +368,18 @@ def test_a_connection_paused_for_a_slow_reader_reads_again_when_reused(monkeypat
     body, answer, connections = run(main())
     assert body == b"first" + rest
     assert answer == b'{"ok":true}' and connections == 1
+
+
+def test_an_idle_connection_whose_transport_is_closing_is_not_reused():
+    """A transport can be closing before its connection_lost has run (that comes a loop turn later): such a
+    connection must not carry the next request (its write would go nowhere, or raise)."""
+    async def main():
+        async with serving(lambda r: ok()) as (server, client):
+            first = await client.request("POST", server.url(), {}, b"{}", connect=5, total=2)
+            await first.read()
+            [idle] = [c for pool in client._idle_connections.values() for c in pool]
+            idle.transport.close()  # no loop turn yet: idle.closed is still False
+            again = await client.request("POST", server.url(), {}, b"{}", connect=5, total=2)
+            return await again.read(), client.connections_made
+
+    assert run(main()) == (b'{"ok":true}', 2)
