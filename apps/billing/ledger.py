@@ -160,8 +160,8 @@ class LedgerWriter:
         Spooling does not depend on the caller: a caller cancelled meanwhile still has its record kept."""
         if not self._started:
             self._track(asyncio.ensure_future(self.start()))
-        done = asyncio.get_running_loop().create_future()
         sent = self.wire.send(*self._commands(op.kind, op.request_id, op.payload, op.started))
+        done = sent.get_loop().create_future()
         sent.add_done_callback(lambda sent: self._sent(op, sent, done))
         return done
 

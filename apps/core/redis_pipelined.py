@@ -91,6 +91,7 @@ class PipelinedRedis:
         self._outgoing: list[bytes] = []
         self._flush_scheduled = False
         self._watchdog: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the first `send`
 
     @classmethod
     def from_client(cls, client) -> PipelinedRedis:
@@ -114,7 +115,9 @@ class PipelinedRedis:
         """Queue the commands (tuples of str/bytes/numbers) behind those already queued, now: commands sent in
         one loop turn leave in one write, whoever sends them. The future's result is their replies, an error
         reply as a `hiredis.ReplyError` in its place (`raise_errors`)."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:  # Python 3.11's get_running_loop() makes a getpid() syscall: ask once
+            loop = self._loop = asyncio.get_running_loop()
         waiter = _Waiter(len(commands), loop.create_future())
         self._outgoing.append(b"".join([hiredis.pack_command(command) for command in commands]))
         self._waiting.append(waiter)
@@ -131,6 +134,7 @@ class PipelinedRedis:
         return raise_errors(await self.send(*commands))
 
     async def close(self) -> None:
+        self._loop = None
         if self._connecting is not None:
             self._connecting.cancel()
             self._connecting = None

@@ -25,7 +25,7 @@ from .handlers.messages import count_tokens, messages
 from .handlers.models import get_model, list_models
 from .handlers.responses import PREFIX as RESPONSES_PREFIX
 from .handlers.responses import create_response, delete_response, get_response
-from .http import ClientGone, Responder
+from .http import ClientGone, Responder, header
 from .redaction import install_log_filter
 from .runtime import GatewayRuntime
 
@@ -79,7 +79,9 @@ class GatewayApp:
 
     async def __call__(self, scope, receive, send):
         rt = self.runtime
-        respond = Responder(send, cors=settings.CORS_ENABLED)
+        # CORS headers only for a browser's request (one with Origin): server-side clients never read them, and
+        # the exposed-header list alone is ~300 bytes on every answer.
+        respond = Responder(send, cors=settings.CORS_ENABLED and header(scope, b"origin") is not None)
         request_id = "req_" + os.urandom(16).hex()
         respond.add_header("x-cb-request-id", request_id)
         ctx: RequestContext | None = None

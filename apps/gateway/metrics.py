@@ -6,8 +6,9 @@ scrape of `GET /metrics` on any worker merges all of them. Without the variable 
 tests) the values live in the default in-process registry.
 
 The gateway records through three cheap calls: `record_request`, `record_attempt` and `inflight`. They only
-add to a per-process tally (a dict update); the tally reaches prometheus_client in bulk (`flush`) before every
-scrape of this process, one second after the first unflushed record, and at exit. Each prometheus_client
+append the record to a per-process list; the tally reaches prometheus_client in bulk (`flush`, which labels and
+sums the records) before every scrape of this process, one second after the first unflushed record, and at
+exit. Each prometheus_client
 update costs a lock, a getpid and, in multiprocess mode, an mmap write: per request that was ~17 of them, now
 one per label set per second. A scrape of another worker may therefore lag this one's last second. Circuit
 state is not recorded at all: it lives in Redis and is read at scrape time from the callable registered
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import bisect
+import collections
 import glob
 import logging
 import math
@@ -136,48 +138,47 @@ def _child(metric, *labels):
 
 
 # ---- the tally -----------------------------------------------------------------------------------------
-_added: dict[object, float] = {}  # counter or gauge child -> amount to add
-_observed: dict[object, list[float]] = {}  # histogram child -> observations
+# Records wait here as they were given, one tuple each: labelling, bounding and summing happen at flush time,
+# once per label set, not per request.
+_requests: list[tuple] = []  # (endpoint, model, provider, status, duration_s, ttft_s, usage, cost, error_type)
+_attempts: list[tuple] = []  # (provider, model, outcome)
 _inflight = 0  # this process's requests in flight: the gauge is set to it when the tally is flushed
 _lock = threading.Lock()  # platform code records from worker threads too
 _flush_loop: asyncio.AbstractEventLoop | None = None  # the loop holding the pending flush timer
 FLUSH_SECONDS = 1.0
 
 
-def _tally(added: list[tuple[object, float]], observed: list[tuple[object, float]] = ()) -> None:
-    """Add one record's updates to the tally (one lock, one scheduling check per record)."""
-    with _lock:
-        for child, amount in added:
-            _added[child] = _added.get(child, 0.0) + amount
-        for child, amount in observed:
-            values = _observed.get(child)
-            if values is None:
-                _observed[child] = [amount]
-            else:
-                values.append(amount)
-    _schedule()
-
-
 def _schedule() -> None:
     global _flush_loop
+    pending = _flush_loop
+    if pending is not None and not pending.is_closed():  # a flush is due within FLUSH_SECONDS
+        return
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:  # synchronous callers (management commands, threads): nothing to flush later with
         flush()
         return
-    if _flush_loop is not loop:  # none pending, or pending on a loop that may since have closed
-        _flush_loop = loop
-        loop.call_later(FLUSH_SECONDS, flush)
+    _flush_loop = loop
+    loop.call_later(FLUSH_SECONDS, flush)
 
 
 def flush() -> None:
     """Apply the tally to prometheus_client: one update per counter label set, and per histogram label set one
     update of its sum and of each bucket hit (what `observe` would have done once per value)."""
-    global _added, _observed, _flush_loop
+    global _requests, _attempts, _flush_loop
     with _lock:
-        added, observed, _added, _observed = _added, _observed, {}, {}
+        requests, attempts, _requests, _attempts = _requests, _attempts, [], []
         _flush_loop = None
     INFLIGHT.set(_inflight)
+    added: dict[object, float] = {}
+    observed: dict[object, list[float]] = {}
+    for labels, count in collections.Counter(attempts).items():
+        provider, model, outcome = labels
+        child = _child(ATTEMPTS, _label(provider, "provider"), _label(model, "model"),
+                       outcome if outcome in ATTEMPT_OUTCOMES else UNKNOWN)
+        added[child] = added.get(child, 0.0) + count
+    for record in requests:
+        _add_request(added, observed, record)
     for child, amount in added.items():
         child.inc(amount)
     for child, values in observed.items():
@@ -194,35 +195,52 @@ def flush() -> None:
 atexit.register(flush)
 
 
-def record_request(*, endpoint: str, model: str, provider: str, status: int, duration_s: float,
-                   ttft_s: float | None = None, usage: dict | None = None, cost: float | None = None,
-                   error_type: str | None = None) -> None:
-    """Record one answered gateway request (call once, when the response is complete)."""
+def _add_request(added: dict, observed: dict, record: tuple) -> None:
+    endpoint, model, provider, status, duration_s, ttft_s, usage, cost, error_type = record
     endpoint = _label(endpoint, "endpoint")
     model = _label(model, "model")
     provider = _label(provider, "provider")
     status = int(status)
-    added = [(_child(REQUESTS, endpoint, model, provider, str(status)), 1.0)]
-    observed = [(_child(DURATION, endpoint, provider), _amount(duration_s))]
-    if ttft_s is not None:
-        observed.append((_child(TTFT, provider), _amount(ttft_s)))
+    updates = [(_child(REQUESTS, endpoint, model, provider, str(status)), 1.0)]
     if usage and isinstance(usage, dict):
         for kind, count in _usage_tokens(usage):
             if count:
-                added.append((_child(TOKENS, provider, model, kind), count))
+                updates.append((_child(TOKENS, provider, model, kind), count))
     if cost is not None:
         dollars = _amount(cost)
         if dollars:
-            added.append((_child(COST, provider, model), dollars))
+            updates.append((_child(COST, provider, model), dollars))
     if error_type is not None or status >= 400:
-        added.append((_child(ERRORS, endpoint, _label(error_type, "error_type")), 1.0))
-    _tally(added, observed)
+        updates.append((_child(ERRORS, endpoint, _label(error_type, "error_type")), 1.0))
+    for child, amount in updates:
+        added[child] = added.get(child, 0.0) + amount
+    observations = [(_child(DURATION, endpoint, provider), _amount(duration_s))]
+    if ttft_s is not None:
+        observations.append((_child(TTFT, provider), _amount(ttft_s)))
+    for child, value in observations:
+        values = observed.get(child)
+        if values is None:
+            observed[child] = [value]
+        else:
+            values.append(value)
+
+
+def record_request(*, endpoint: str, model: str, provider: str, status: int, duration_s: float,
+                   ttft_s: float | None = None, usage: dict | None = None, cost: float | None = None,
+                   error_type: str | None = None) -> None:
+    """Record one answered gateway request (call once, when the response is complete; `usage` is read at the
+    next flush, so it must not change after this call)."""
+    record = (endpoint, model, provider, status, duration_s, ttft_s, usage, cost, error_type)
+    with _lock:
+        _requests.append(record)
+    _schedule()
 
 
 def record_attempt(*, provider: str, model: str, outcome: str) -> None:
     """Record one upstream attempt. An outcome outside ATTEMPT_OUTCOMES is counted as "unknown"."""
-    _tally([(_child(ATTEMPTS, _label(provider, "provider"), _label(model, "model"),
-                   outcome if outcome in ATTEMPT_OUTCOMES else UNKNOWN), 1.0)])
+    with _lock:
+        _attempts.append((provider, model, outcome))
+    _schedule()
 
 
 def inflight(delta: int) -> None:

@@ -14,6 +14,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 from django.utils.module_loading import import_string
 
+# uvicorn's httptools protocol, a response's head and body sent in one write (see the module)
+HTTP_PROTOCOL = "apps.core.http_protocol:CoalescingHttpToolsProtocol"
+
 
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -73,7 +76,7 @@ class Command(BaseCommand):
         endpoints = {(settings.OPENAI_HOST, settings.OPENAI_PORT), (settings.GRAPHQL_HOST, settings.GRAPHQL_PORT)}
         sockets = [bind(host, port) for host, port in sorted(endpoints)]
         config = uvicorn.Config(
-            "cbplatform.asgi:application", loop="uvloop", http="httptools", ws="websockets-sansio",
+            "cbplatform.asgi:application", loop="uvloop", http=HTTP_PROTOCOL, ws="websockets-sansio",
             lifespan="on", workers=workers, log_level=settings.LOG_LEVEL.lower(),
             access_log=settings.ACCESS_LOG, proxy_headers=True,
             server_header=False, timeout_graceful_shutdown=10,
