@@ -98,6 +98,9 @@ def _resolve_name(snapshot: Snapshot, tenant_id: int | None, name: str, *, mode:
 
 def _aggregate(stats: list[HealthStats]) -> HealthStats | None:
     """One candidate's health from its keys' deployments: usable while any key is."""
+    if len(stats) == 1 and stats[0].rate_limited_until is None:  # one key, never rate limited: itself
+        s = stats[0]
+        return s if s.requests or s.latency_ms is not None or s.circuit != "closed" else None
     measured = [s for s in stats if s.requests or s.latency_ms is not None or s.circuit != "closed"
                 or s.rate_limited_until]
     if not measured:
