@@ -23,12 +23,24 @@ async def relay(ctx: RequestContext, respond: Responder, receive, first, batches
     coroutine that sends the events and returns the error that ended the stream early (default: `pump_events`,
     OpenAI's chat chunks)."""
     ticket, opened = ctx.ticket, time.perf_counter() - ctx.attempts[-1].ms / 1000
-    await respond.start_sse()
-    if pump is None:
-        pump = asyncio.ensure_future(pump_events(ctx, respond, first, batches, include_usage=include_usage,
-                                                 label=label, sink=sink))
-    else:
-        pump = asyncio.ensure_future(pump())
+    events = pump() if pump is not None else pump_events(ctx, respond, first, batches, include_usage=include_usage,
+                                                         label=label, sink=sink)
+    head_sent = asyncio.get_running_loop().create_future()
+
+    async def after_head():
+        await head_sent
+        return await events
+
+    # The pump is scheduled before the head is written, so its first events leave in the same write as the head
+    # (apps/core/http_protocol.py holds a head until the next write or the end of the loop turn).
+    pump = asyncio.ensure_future(after_head())
+    try:
+        await respond.start_sse()
+    except BaseException:
+        pump.cancel()
+        events.close()
+        raise
+    head_sent.set_result(None)
     gone = asyncio.ensure_future(wait_disconnect(receive))
     done, _ = await asyncio.wait({pump, gone}, return_when=asyncio.FIRST_COMPLETED)
     if pump in done:
