@@ -92,6 +92,7 @@ class PipelinedRedis:
         self._flush_scheduled = False
         self._watchdog: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the first `send`
+        self._shared: dict[tuple, asyncio.Future] = {}  # send_shared's reads not yet written
 
     @classmethod
     def from_client(cls, client) -> PipelinedRedis:
@@ -128,6 +129,15 @@ class PipelinedRedis:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
         return waiter.future
+
+    def send_shared(self, command: tuple) -> asyncio.Future:
+        """`send(command)`, or the future of the same command still waiting to be written: callers of one
+        loop turn share one read, whose reply reflects a state no older than any of them asked for. For reads
+        only (a write must happen once per caller)."""
+        future = self._shared.get(command)
+        if future is None or future.done():
+            future = self._shared[command] = self.send(command)
+        return future
 
     async def execute(self, *commands: tuple) -> list:
         """`send`, awaited; an error reply raises ResponseError (the other commands still ran)."""
@@ -194,6 +204,8 @@ class PipelinedRedis:
             self._fail(protocol, RedisConnectionError("Redis connection lost"))
             return
         data, self._outgoing = b"".join(self._outgoing), []
+        if self._shared:  # written now: later callers must ask again
+            self._shared.clear()
         now = asyncio.get_running_loop().time()
         for waiter in reversed(self._waiting):  # the ones this write carries have no send time yet
             if waiter.sent:
@@ -225,6 +237,7 @@ class PipelinedRedis:
             return  # an older connection's late news
         self._protocol = None
         waiting, self._waiting, self._outgoing = self._waiting, collections.deque(), []
+        self._shared.clear()
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None

@@ -29,7 +29,7 @@ from apps.billing.ledger import LedgerWriter
 from apps.core import config_version
 from apps.core import redis as cb_redis
 from apps.core.redis_backoff import REDIS_ERRORS
-from apps.core.redis_pipelined import PipelinedRedis
+from apps.core.redis_pipelined import PipelinedRedis, raise_errors
 
 from .admission.budgets import Budgets
 from .admission.cost_rules import CostRules
@@ -131,7 +131,8 @@ class GatewayRuntime:
                 await self._reload_since(time.monotonic())
             return
         try:
-            observed = ((await self.wire.execute(("GET", config_version.REDIS_KEY)))[0],
+            # One GET per loop turn, shared by the requests admitted in it (none of them is older than its write).
+            observed = (raise_errors(await self.wire.send_shared(("GET", config_version.REDIS_KEY)))[0],
                         config_version.local_version())
         except REDIS_ERRORS as exc:  # Redis blips keep the current snapshot (the watcher logs them)
             logger.debug("config version check failed: %s", type(exc).__name__)

@@ -179,3 +179,29 @@ def test_a_call_queued_but_not_yet_written_is_not_timed_out():
         assert run(main()) == [b"PONG"]
     finally:
         own.stop()
+
+
+def test_a_shared_read_is_one_command_per_write_and_never_older_than_its_caller():
+    own = OwnRedis().start()
+    try:
+        async def main():
+            wire = PipelinedRedis(port=own.port)
+            other = redis.Redis(port=own.port)
+            try:
+                await wire.execute(("SET", "version", "1"), ("CONFIG", "RESETSTAT"))
+                # Twenty callers in one loop turn: one GET leaves for all of them.
+                first = await asyncio.gather(*(wire.send_shared(("GET", "version")) for _ in range(20)))
+                gets = other.info("commandstats")["cmdstat_get"]["calls"]
+                other.set("version", "2")  # a change committed after that write…
+                later = await wire.send_shared(("GET", "version"))  # …is seen by the next caller
+                return first, gets, later
+            finally:
+                other.close()
+                await wire.close()
+
+        first, gets, later = run(main())
+        assert [replies[0] for replies in first] == [b"1"] * 20
+        assert gets == 1
+        assert later[0] == b"2"
+    finally:
+        own.stop()
