@@ -44,6 +44,7 @@ class Upstream:
         self._slots = asyncio.Semaphore(pool_size)
         self.sent_secrets: set[str] = set()  # every credential sent (the log filter scrubs these)
         self._origin_secrets: dict[str, set[str]] = {}
+        self._secrets_memo: dict[tuple, frozenset[str]] = {}  # _secrets_for's answers while no credential is new
 
     @property
     def client(self) -> HttpClient:
@@ -59,17 +60,27 @@ class Upstream:
 
     # ---- credentials -------------------------------------------------------------------------------------
     def _secrets_for(self, request: UpstreamRequest, target: Target | None = None,
-                     extra: Iterable[str] = ()) -> set[str]:
+                     extra: Iterable[str] = ()) -> frozenset[str]:
         """Remember the request's credentials; all those known for its origin (plus `extra`) to scrub with."""
+        extra = tuple(extra)
+        key = (request.url, tuple(request.headers.items()), target.api_key if target is not None else None, extra)
+        known = self._secrets_memo.get(key)
+        if known is not None:  # the same request shape as before, and no credential learnt since
+            return known
         mine = request_secrets(request.headers)
         if target is not None and target.api_key:
             mine.add(target.api_key)
         mine.update(s for s in extra if s)
         parts = urlsplit(request.url)
-        known = self._origin_secrets.setdefault(f"{parts.scheme}://{parts.netloc}", set())
-        known.update(mine)
-        self.sent_secrets.update(mine)
-        return set(known)
+        origin = self._origin_secrets.setdefault(f"{parts.scheme}://{parts.netloc}", set())
+        if not (mine <= origin and mine <= self.sent_secrets):
+            origin.update(mine)
+            self.sent_secrets.update(mine)
+            self._secrets_memo.clear()  # other shapes' origins may now know more
+        if len(self._secrets_memo) >= 4096:
+            self._secrets_memo.clear()
+        known = self._secrets_memo[key] = frozenset(origin)
+        return known
 
     # ---- the pool ------------------------------------------------------------------------------------
     async def _slot(self, limit: float) -> float:
