@@ -69,6 +69,17 @@ class _Protocol(asyncio.Protocol):
         self.owner._fail(self, RedisConnectionError(f"Redis connection lost: {exc or 'closed by the server'}"))
 
 
+def _copy_outcome(source: asyncio.Future, target: asyncio.Future) -> None:
+    if target.done():  # its caller was cancelled
+        return
+    if source.cancelled():
+        target.cancel()
+    elif (error := source.exception()) is not None:
+        target.set_exception(error)
+    else:
+        target.set_result(source.result())
+
+
 def raise_errors(replies: list) -> list:
     for reply in replies:
         if isinstance(reply, hiredis.ReplyError):
@@ -131,13 +142,16 @@ class PipelinedRedis:
         return waiter.future
 
     def send_shared(self, command: tuple) -> asyncio.Future:
-        """`send(command)`, or the future of the same command still waiting to be written: callers of one
-        loop turn share one read, whose reply reflects a state no older than any of them asked for. For reads
-        only (a write must happen once per caller)."""
-        future = self._shared.get(command)
-        if future is None or future.done():
-            future = self._shared[command] = self.send(command)
-        return future
+        """`send(command)`, unless the same command is still waiting to be written: then its reply is shared.
+        Callers of one loop turn share one read, whose reply reflects a state no older than any of them asked
+        for. For reads only (a write must happen once per caller). Each caller gets a future of its own, so one
+        cancelled caller does not cancel the others."""
+        source = self._shared.get(command)
+        if source is None or source.done():
+            source = self._shared[command] = self.send(command)
+        mine = self._loop.create_future()
+        source.add_done_callback(lambda source: _copy_outcome(source, mine))
+        return mine
 
     async def execute(self, *commands: tuple) -> list:
         """`send`, awaited; an error reply raises ResponseError (the other commands still ran)."""

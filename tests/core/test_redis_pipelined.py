@@ -205,3 +205,23 @@ def test_a_shared_read_is_one_command_per_write_and_never_older_than_its_caller(
         assert later[0] == b"2"
     finally:
         own.stop()
+
+
+def test_a_cancelled_caller_of_a_shared_read_leaves_the_others_their_reply():
+    own = OwnRedis().start()
+    try:
+        async def main():
+            wire = PipelinedRedis(port=own.port)
+            try:
+                await wire.execute(("SET", "version", "7"))
+                first, second = wire.send_shared(("GET", "version")), wire.send_shared(("GET", "version"))
+                waiting = asyncio.ensure_future(asyncio.wait_for(first, timeout=5))
+                await asyncio.sleep(0)
+                waiting.cancel()  # e.g. a request whose client left
+                return await second
+            finally:
+                await wire.close()
+
+        assert run(main())[0] == b"7"
+    finally:
+        own.stop()
