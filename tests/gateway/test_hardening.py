@@ -299,6 +299,10 @@ def test_cors_exposes_every_header_we_send_on_v1(env):
     assert set(EXPOSED) <= exposed
     sent = {name for name in response.headers if name.startswith(("x-cb-", "x-ratelimit-"))}
     assert sent <= exposed, sent - exposed
+    # A request without Origin (an SDK, a server) is no browser's: no CORS headers on its answer.
+    plain = post(env, chat_body("hi"))
+    assert plain.status_code == 200 and "access-control-allow-origin" not in plain.headers
+    assert "access-control-expose-headers" not in plain.headers
     refused = httpx.post(f"{env['server'].url}/v1/chat/completions", json=chat_body("hi"), timeout=30,
                          headers={"Origin": "https://app.example", "Authorization": "Bearer cb-wrong"})
     assert set(EXPOSED) <= {h.strip() for h in refused.headers["access-control-expose-headers"].split(",")}
