@@ -104,6 +104,7 @@ class PipelinedRedis:
         self._watchdog: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the first `send`
         self._shared: dict[tuple, asyncio.Future] = {}  # send_shared's reads not yet written
+        self._write_waiters: list[asyncio.Future] = []  # `written()`'s, resolved by the next write
 
     @classmethod
     def from_client(cls, client) -> PipelinedRedis:
@@ -152,6 +153,18 @@ class PipelinedRedis:
         mine = self._loop.create_future()
         source.add_done_callback(lambda source: _copy_outcome(source, mine))
         return mine
+
+    def written(self) -> asyncio.Future:
+        """A future resolved once what is queued now has been written to the connection (the loop turn's one
+        write, so awaiting it costs no extra syscall): True when it is in the kernel's socket buffer, from where
+        it reaches Redis even if this process dies next; False when the connection failed first (the commands'
+        own futures say what became of them). Each caller gets its own, so a cancelled one cancels no other."""
+        future = (self._loop or asyncio.get_running_loop()).create_future()
+        if self._outgoing:
+            self._write_waiters.append(future)
+        else:
+            future.set_result(True)
+        return future
 
     async def execute(self, *commands: tuple) -> list:
         """`send`, awaited; an error reply raises ResponseError (the other commands still ran)."""
@@ -226,8 +239,16 @@ class PipelinedRedis:
                 break
             waiter.sent = now
         protocol.transport.write(data)
+        if self._write_waiters:
+            self._wrote(True)
         if self._watchdog is None:
             self._watchdog = asyncio.get_running_loop().call_at(now + self.timeout, self._check_timeout)
+
+    def _wrote(self, ok: bool) -> None:
+        waiters, self._write_waiters = self._write_waiters, []
+        for future in waiters:
+            if not future.done():  # its caller was cancelled
+                future.set_result(ok)
 
     def _check_timeout(self) -> None:
         """One timer for the whole connection: the oldest unanswered call decides."""
@@ -252,6 +273,8 @@ class PipelinedRedis:
         self._protocol = None
         waiting, self._waiting, self._outgoing = self._waiting, collections.deque(), []
         self._shared.clear()
+        if self._write_waiters:
+            self._wrote(False)
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None

@@ -75,6 +75,7 @@ class RequestContext:
     rates: list = field(default_factory=list)  # open rate-limit admissions: (limits, estimated tokens, lease)
     spend_rules: bool = False  # the tenant has rules on today's spend: count this request's cost
     reservation: object = None  # the budget reservation held until settlement
+    marker: object = None  # the in-flight marker's write, confirmed before the record that retires it
     _prompt_counter: object = None  # `prompt_counter`
 
     @property

@@ -74,10 +74,17 @@ async def prepare_chat(rt: GatewayRuntime, ctx: RequestContext, snapshot: Snapsh
 
 
 async def begin_inflight(rt: GatewayRuntime, ctx: RequestContext, body: dict, ordered: list[Candidate]) -> None:
-    """Right before the first upstream attempt: a durable in-flight marker (one pipelined Redis write shared by
-    the loop turn), so a request whose process is killed mid-flight is still billed, at its worst case (the
-    budget's reservation, else the first candidate's prompt (quick count) at list price plus the output cap), by
-    `billing.reconcile_inflight`. `finalize`'s ledger append retires it. Nothing to do without Redis."""
+    """Right before the first upstream attempt: a durable in-flight marker, so a request whose process is killed
+    mid-flight is still billed, at its worst case (the budget's reservation, else the first candidate's prompt
+    (quick count) at list price plus the output cap), by `billing.reconcile_inflight`. `finalize`'s ledger
+    append retires it. Nothing to do without Redis.
+
+    The upstream request leaves only once the marker is written to Redis's socket (the loop turn's one write,
+    shared with the other requests of the turn), but the marker's acknowledgement is awaited in `finalize`: its
+    round trip overlaps the upstream's instead of preceding it. Once in the kernel's buffer the marker reaches
+    Redis even if this process is killed next; what is lost is only the case of Redis refusing it *and* this
+    process dying before the spool's fsync. When the connection fails first, the marker (then spooled) is
+    awaited here."""
     if rt.ledger.redis is None or not ordered:
         return
     options, key = ctx.options, ctx.key
@@ -91,12 +98,16 @@ async def begin_inflight(rt: GatewayRuntime, ctx: RequestContext, body: dict, or
         cap = body.get("max_completion_tokens") or body.get("max_tokens") or model.max_output_tokens or 0
         estimate = prompt * model.input_price + cap * model.output_price
     user, project = ctx.labels()
-    await rt.ledger.begin(
+    marker = rt.ledger.begin(
         ctx.request_id, tenant_id=ctx.tenant_id, api_key_id=key.id if key else None, endpoint=ctx.endpoint,
         model_requested=(options.model if options else body.get("model")) or "",
         model_served=ordered[0].model.model_id, provider=ordered[0].provider.slug, estimated_cost=estimate,
         prompt_tokens=prompt, streamed=body.get("stream") is True, user_label=user, project_label=project,
         workflow_id=ctx.workflow_id, agent_id=ctx.agent_id, created_at=ctx.wall_started)
+    if await rt.ledger.wire.written():
+        ctx.marker = marker
+    else:
+        await marker
 
 
 async def chat(rt: GatewayRuntime, ctx: RequestContext, body: dict, ordered: list[Candidate]) -> dict:
@@ -182,6 +193,8 @@ async def finalize(rt: GatewayRuntime, ctx: RequestContext, status: int) -> None
     entry = ctx.usage_entry(status, usage, estimated, cost)
     if ctx.request_log is not None:
         entry["log"] = request_log(ctx)
+    if ctx.marker is not None:  # in Redis or the spool before the record that retires it is sent
+        await ctx.marker
     await rt.ledger.append(entry)
     await rt.budgets.settle(ctx, usage)
     await rt.cost_rules.settle(ctx, cost)

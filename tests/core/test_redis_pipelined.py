@@ -225,3 +225,38 @@ def test_a_cancelled_caller_of_a_shared_read_leaves_the_others_their_reply():
         assert run(main())[0] == b"7"
     finally:
         own.stop()
+
+
+def test_written_resolves_once_the_commands_left_not_when_they_are_answered():
+    """What the in-flight marker relies on: the upstream request may leave once the marker is in the kernel's
+    socket buffer (a silent server here: no reply ever comes), and a connection that fails first says so."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    refused = free_port()
+    try:
+        async def main():
+            wire = PipelinedRedis(port=listener.getsockname()[1], timeout=5)
+            sent = wire.send(("HSET", "markers", "req-1", "payload"))
+            first, second = wire.written(), wire.written()
+            second.cancel()  # a caller that left takes nobody else's future with it
+            left = await asyncio.wait_for(first, 2)
+            idle = await asyncio.wait_for(wire.written(), 0.1)  # nothing queued: already written
+            dead = PipelinedRedis(port=refused, connect_timeout=0.5)
+            failed = dead.send(("PING",))
+            lost = await asyncio.wait_for(dead.written(), 2)
+            await asyncio.gather(failed, return_exceptions=True)
+            pending = not sent.done()
+            await wire.close()
+            await asyncio.gather(sent, return_exceptions=True)
+            return left, idle, lost, pending
+
+        left, idle, lost, pending = run(main())
+        assert (left, idle, lost, pending) == (True, True, False, True)
+        listener.settimeout(2)
+        conn, _ = listener.accept()  # the connection waited in the backlog, its bytes with it
+        with conn:
+            conn.settimeout(2)
+            assert b"req-1" in conn.recv(4096)  # the server has the bytes though it never answered
+    finally:
+        listener.close()
