@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from apps.providers.adapters.base import loads
+from apps.providers.adapters.openai import RelayableRun
 from apps.providers.route_options import RouteOptions
 
 from . import prompt_tokens
@@ -150,7 +151,7 @@ class RequestContext:
     def streamed_content(self) -> str:
         """The text relayed so far; chunks relayed undecoded (`sse.pump_events`) are decoded only now."""
         parts = []
-        for item in self.streamed_text:
+        for item in self._streamed_items():
             text = item
             if type(item) is bytes:
                 chunk = loads(item)
@@ -160,6 +161,13 @@ class RequestContext:
             if isinstance(text, str):
                 parts.append(text)
         return "".join(parts)
+
+    def _streamed_items(self):
+        for item in self.streamed_text:
+            if type(item) is RelayableRun:  # whole events (`sse.pump_events`): their chunks' JSON
+                yield from (event[6:] for event in item.split(b"\n\n")[:-1])
+            else:
+                yield item
 
     def labels(self) -> tuple[str, str]:
         """The user and project a request is billed to: routing options, then the body's `user`, then the key."""

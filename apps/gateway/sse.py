@@ -10,6 +10,7 @@ import time
 import orjson
 
 from apps.core.errors import UpstreamError
+from apps.providers.adapters.openai import RelayableRun
 
 from .context import RequestContext
 from .http import SSE_DONE, ClientGone, Responder, sse_event
@@ -68,37 +69,20 @@ async def wait_disconnect(receive) -> None:
 
 async def pump_events(ctx: RequestContext, respond: Responder, first, batches, *, include_usage: bool,
                       label: str | None = None, sink=None) -> UpstreamError | None:
-    """Relay batches of chunks, one send per upstream read; returns the error that ended the stream early.
-    A chunk may be undecoded JSON bytes (`OpenAIStream.relay`): it goes out with the provider field written in
-    at the byte level and a null usage dropped (unless asked for), decoded only when reasoning must be hidden."""
+    """Relay batches of chunks, one send per upstream read; returns the error that ended the stream early."""
     failure = None
-    suffix = b',"provider":' + orjson.dumps(label) + b"}" if label is not None else b"}"
-    hide_reasoning = ctx.hide_reasoning
+    encode = _Encoder(ctx, label, include_usage, sink)
     try:
         batch = first
         while batch is not None:
             events = []
             for item in batch:
-                chunk = item
-                if type(item) is bytes:
-                    raw = item.replace(b',"usage":null', b"") if not include_usage and b'"usage"' in item else item
-                    if not ((not include_usage and b'"usage"' in raw) or (hide_reasoning and b'"reasoning"' in raw)):
-                        ctx.streamed_text.append(raw)  # its content is decoded only if it must be counted
-                        events.append(b"data: " + raw[:-1] + suffix + b"\n\n")
-                        continue
-                    chunk = orjson.loads(raw)
-                if label is not None:
-                    chunk["provider"] = label
-                if sink is not None:  # llmStream subscribers (stream_publish): queued, never waited for
-                    sink.chunk(chunk)
-                if not note_chunk(ctx, chunk):
-                    if include_usage:
-                        events.append(sse_event(chunk))
-                    continue
-                if include_usage or "usage" not in chunk:
-                    events.append(sse_event(chunk))
+                if type(item) is RelayableRun:
+                    events += encode.run(item)
                 else:
-                    events.append(sse_event({k: v for k, v in chunk.items() if k != "usage"}))
+                    event = encode.one(item)
+                    if event is not None:
+                        events.append(event)
             if events:
                 await respond.sse(b"".join(events))
             batch = await anext(batches, None)
@@ -111,3 +95,47 @@ async def pump_events(ctx: RequestContext, respond: Responder, first, batches, *
         await respond.sse(sse_event(error.as_openai()))
     await respond.sse(SSE_DONE, last=True)
     return failure
+
+
+class _Encoder:
+    """A relayed chunk's SSE event. A chunk may be undecoded JSON bytes (`OpenAIStream.relay`): it goes out with
+    the provider field written in at the byte level and a null usage dropped (unless asked for), decoded only
+    when reasoning must be hidden. A `RelayableRun` (a read's leading events, all such chunks) is rewritten whole
+    the same way."""
+
+    __slots__ = ("ctx", "hide_reasoning", "include_usage", "label", "sink", "suffix")
+
+    def __init__(self, ctx: RequestContext, label: str | None, include_usage: bool, sink):
+        self.ctx, self.label, self.include_usage, self.sink = ctx, label, include_usage, sink
+        self.suffix = b',"provider":' + orjson.dumps(label) + b"}" if label is not None else b"}"
+        self.hide_reasoning = ctx.hide_reasoning
+
+    def run(self, item: RelayableRun) -> list[bytes]:
+        include_usage = self.include_usage
+        run = item.replace(b',"usage":null', b"") if not include_usage and b'"usage"' in item else item
+        if not ((not include_usage and b'"usage"' in run) or (self.hide_reasoning and b'"reasoning"' in run)):
+            self.ctx.streamed_text.append(item)  # decoded only if it must be counted (a run, as read)
+            return [run.replace(b"}\n\n", self.suffix + b"\n\n") if self.label is not None else run]
+        # usage or reasoning written some other way: one by one
+        events = (self.one(raw[6:]) for raw in item.split(b"\n\n")[:-1])
+        return [event for event in events if event is not None]
+
+    def one(self, item) -> bytes | None:
+        """None when nothing is sent for the chunk."""
+        chunk = item
+        if type(item) is bytes:
+            include_usage = self.include_usage
+            raw = item.replace(b',"usage":null', b"") if not include_usage and b'"usage"' in item else item
+            if not ((not include_usage and b'"usage"' in raw) or (self.hide_reasoning and b'"reasoning"' in raw)):
+                self.ctx.streamed_text.append(raw)  # its content is decoded only if it must be counted
+                return b"data: " + raw[:-1] + self.suffix + b"\n\n"
+            chunk = orjson.loads(raw)
+        if self.label is not None:
+            chunk["provider"] = self.label
+        if self.sink is not None:  # llmStream subscribers (stream_publish): queued, never waited for
+            self.sink.chunk(chunk)
+        if not note_chunk(self.ctx, chunk):
+            return sse_event(chunk) if self.include_usage else None
+        if self.include_usage or "usage" not in chunk:
+            return sse_event(chunk)
+        return sse_event({k: v for k, v in chunk.items() if k != "usage"})

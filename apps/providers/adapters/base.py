@@ -131,6 +131,10 @@ class SSEDecoder:
         self._event: str | None = None
         self._data: list[bytes] = []
 
+    def idle(self) -> bool:
+        """Between events: nothing of a partial event is held."""
+        return not self._buffer and not self._data and self._event is None
+
     def feed(self, chunk: bytes) -> list[tuple[str | None, bytes]]:
         buffer = self._buffer + chunk if self._buffer else chunk
         if self._data or self._event is not None or b"\r" in buffer:

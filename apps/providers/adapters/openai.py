@@ -60,11 +60,53 @@ def relayable(data: bytes) -> bool:
             and (b'"usage"' not in data or data.count(b'"usage"') == data.count(b'"usage":null') == 1))
 
 
+class RelayableRun(bytes):
+    """Whole SSE events of one upstream read, exactly as the upstream wrote them (`data: {…}\n\n` each), every
+    one `relayable`: the /v1 relay rewrites a run with a byte replacement or two instead of chunk by chunk."""
+
+    __slots__ = ()
+
+
+# Where the events that must be decoded begin: a finish reason, usage, an error, the end.
+_DECODE_FROM = (b'"finish_reason":"', b'"usage":{', b"data: [DONE]", b'"error"')
+
+
+def relayable_run(data: bytes) -> int:
+    """The length of the longest prefix of `data` made of whole events that are each `relayable`, 0 if none
+    (or if telling would take a walk event by event: the caller's decoder does that).
+
+    Checked by counting over the whole prefix, which costs a few byte scans rather than a few per event: with
+    `\n\n` only ever between events (JSON strings escape newlines), k events each begin `data: {`, end `}`,
+    are one line, and have one non-empty `choices` array; as many `"index"`, `"delta"` and
+    `"finish_reason":null` as events and no other finish reason means one choice each, with a delta, unfinished;
+    `"error"` and `"provider"` appear in none, and `"usage"` only as `"usage":null`."""
+    end = len(data)
+    for marker in _DECODE_FROM:
+        at = data.find(marker, 0, end)
+        if at != -1:
+            end = at
+    end = data.rfind(b"\n\n", 0, end) + 2
+    if end < 2:
+        return 0
+    run = data[:end] if end < len(data) else data
+    k = run.count(b"\n\n")
+    if not (run[:7] == b"data: {" and run.count(b"\n\ndata: {") == k - 1 and run.count(b"}\n\n") == k
+            and run.count(b"\n") == 2 * k and b"\r" not in run and b'"provider"' not in run
+            and run.count(b'"choices":[{') == k and run.count(b'"index"') == k and run.count(b'"delta"') == k
+            and run.count(b'"finish_reason"') == k and run.count(b'"finish_reason":null') == k):
+        return 0
+    usage = run.count(b'"usage"')
+    if usage and (usage > k or run.count(b'"usage":null') != usage):
+        return 0
+    return end
+
+
 class OpenAIStream(StreamTranslator):
     """SSE `data:` chunks as they are. A stream that ends without `[DONE]` or a finish_reason was cut off.
 
-    `relay`: hand chunks that pass `relayable` over as their JSON bytes, undecoded (the /v1/chat/completions
-    relay inserts its fields at the byte level and decodes only what it must; apps/gateway/sse.py)."""
+    `relay`: hand chunks that pass `relayable` over as their JSON bytes, undecoded, and a read's leading run of
+    such events as one `RelayableRun` (the /v1/chat/completions relay inserts its fields at the byte level and
+    decodes only what it must; apps/gateway/sse.py)."""
 
     __slots__ = ("decoder", "finished", "pending", "relay")
 
@@ -103,6 +145,17 @@ class OpenAIStream(StreamTranslator):
         return out
 
     def feed(self, data: bytes) -> list[dict]:
+        if self.relay and self.pending is None and self.decoder.idle():
+            end = relayable_run(data)
+            if end == len(data):
+                return [RelayableRun(data)]
+            if end:
+                run = RelayableRun(data[:end])
+                try:
+                    return [run, *self._translate(self.decoder.feed(data[end:]))]
+                except UpstreamError as error:  # deliver what came before the error first
+                    self.pending = error
+                    return [run]
         return self._translate(self.decoder.feed(data))
 
     def close(self) -> list[dict]:

@@ -7,9 +7,10 @@ import json
 import orjson
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from apps.providers.adapters.base import ChunkFactory, Target, UpstreamError
-from apps.providers.adapters.openai import OpenAIAdapter, OpenAIStream, relayable
+from apps.providers.adapters.openai import OpenAIAdapter, OpenAIStream, RelayableRun, relayable, relayable_run
 from tests.fakes.openai import FakeOpenAI, normalize
 from tests.providers.adapters import harness
 from tests.strategies import canonical, expected_conversation, openai_requests
@@ -161,7 +162,110 @@ def test_a_relaying_translator_hands_content_over_as_bytes_and_decodes_the_rest(
     assert out[2]["choices"][0]["finish_reason"] == "stop" and out[3]["usage"]["total_tokens"] == 2
 
     translator = OpenAIStream(relay=True)
-    assert translator.feed(b"data: " + CONTENT + b"\n\n") == [CONTENT]
+    assert translator.feed(b"data: " + CONTENT + b"\n\n") == [b"data: " + CONTENT + b"\n\n"]  # a run of one
     with pytest.raises(UpstreamError) as info:  # relayed content alone never marks a stream finished
         translator.close()
     assert info.value.code == "upstream_stream_truncated"
+
+
+# ---- a read's leading run of relayable events, checked and handed over whole --------------------------------
+def _sse(*chunks: bytes) -> bytes:
+    return b"".join(b"data: " + chunk + b"\n\n" for chunk in chunks)
+
+
+FINISH = CONTENT.replace(b'"finish_reason":null', b'"finish_reason":"stop"').replace(b'"hi"', b'""')
+USAGE = b'{"id":"c1","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}'
+EVENTS = {  # chunks an OpenAI-compatible upstream sends, relayable or not
+    "content": CONTENT,
+    "usage null": CONTENT[:-1] + b',"usage":null}',
+    "two choices": CONTENT.replace(b'}]}', b'},{"index":1,"delta":{"content":"x"},"finish_reason":null}]}'),
+    "tool call": (b'{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":'
+                  b'{"arguments":"{}"}}]},"finish_reason":null}]}'),
+    "no delta (azure filter)": b'{"id":"c1","choices":[{"index":0,"finish_reason":null,"content_filter_results":{}}]}',
+    "no choices": b'{"id":"c1","choices":[],"prompt_filter_results":[]}',
+    "bare choice": b'{"id":"c1","choices":[{"index":0,"logprobs":null}]}',
+    "provider": CONTENT[:-1] + b',"provider":"upstream-label"}',
+    "reasoning": CONTENT.replace(b'"content":"hi"', b'"reasoning":"hmm"'),
+    "spaced usage": CONTENT[:-1] + b',"usage": null}',
+    "finish": FINISH,
+    "usage": USAGE,
+    "done": b"[DONE]",
+}
+
+
+def _one_by_one(out: list) -> list:
+    """A translator's output with runs taken apart into their chunks' JSON."""
+    items = []
+    for item in out:
+        if type(item) is RelayableRun:
+            items += [event[6:] for event in item.split(b"\n\n")[:-1]]
+        else:
+            items.append(item)
+    return items
+
+
+def test_a_reads_leading_relayable_events_come_as_one_run_and_the_rest_decoded():
+    data = _sse(CONTENT, EVENTS["usage null"], CONTENT, FINISH, USAGE, b"[DONE]")
+    out = OpenAIStream(relay=True).feed(data)
+    assert type(out[0]) is RelayableRun and out[0] == _sse(CONTENT, EVENTS["usage null"], CONTENT)
+    assert out[1]["choices"][0]["finish_reason"] == "stop" and out[2]["usage"]["total_tokens"] == 2
+    assert relayable_run(data) == len(out[0])
+
+
+@pytest.mark.parametrize("name", ["two choices", "tool call", "no delta (azure filter)", "no choices", "bare choice",
+                                  "provider", "spaced usage"])
+def test_one_event_the_counts_cannot_vouch_for_keeps_its_read_off_the_run(name):
+    # before, among or after relayable events: the whole read goes event by event (a tool call's delta is
+    # relayable, but its own "index" keys spoil the count: that read goes the slower way)
+    for events in ((EVENTS[name], CONTENT), (CONTENT, EVENTS[name], CONTENT), (CONTENT, CONTENT, EVENTS[name])):
+        assert relayable_run(_sse(*events)) == 0
+
+
+@pytest.mark.parametrize("data", [
+    _sse(CONTENT, CONTENT).replace(b"\n", b"\r\n"),  # CRLF lines: the decoder's job
+    b"event: chunk\n" + _sse(CONTENT),  # named events
+    b'data: {"id":"c1",\ndata: "x":1}\n\n' + _sse(CONTENT),  # a multi-line event
+    b": keep-alive\n\n" + _sse(CONTENT),  # a comment
+    _sse(b'{"error":{"message":"boom"}}', CONTENT),
+])
+def test_reads_written_any_other_way_have_no_run(data):
+    assert relayable_run(data) == 0
+
+
+def test_a_run_stops_at_the_last_whole_event_and_a_split_event_is_decoded_once_whole():
+    data = _sse(CONTENT, CONTENT, FINISH)
+    cut = len(_sse(CONTENT)) + 20  # the second event split between two reads
+    translator = OpenAIStream(relay=True)
+    first = translator.feed(data[:cut])
+    assert first == [_sse(CONTENT)] and type(first[0]) is RelayableRun
+    second = translator.feed(data[cut:])  # the decoder holds a partial event: no run here
+    assert second[0] == CONTENT and type(second[0]) is bytes
+    assert second[1]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_content_before_an_error_event_is_delivered_then_the_error_raised():
+    translator = OpenAIStream(relay=True)
+    out = translator.feed(_sse(CONTENT, CONTENT, b'{"error":{"message":"overloaded","type":"server_error"}}'))
+    assert out == [_sse(CONTENT, CONTENT)]
+    with pytest.raises(UpstreamError) as info:
+        translator.feed(_sse(CONTENT))
+    assert "overloaded" in info.value.message
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(sorted(set(EVENTS) - {"done"})), max_size=12), st.integers(min_value=1, max_value=400))
+def test_runs_carry_exactly_what_event_by_event_relaying_would(names, read_size):
+    """Whatever mix of events, however the reads split them: taken apart, the runs and the rest are exactly what
+    the per-event translation gives, and every chunk in a run is relayable on its own."""
+    data = _sse(*(EVENTS[name] for name in names), b"[DONE]")
+    with_runs, per_event = OpenAIStream(relay=True), OpenAIStream(relay=True)
+    got, expected = [], []
+    for start in range(0, len(data), read_size):
+        read = data[start:start + read_size]
+        out = with_runs.feed(read)
+        got += _one_by_one(out)
+        expected += per_event._translate(per_event.decoder.feed(read))
+        for item in out:
+            if type(item) is RelayableRun:
+                assert all(relayable(event[6:]) for event in item.split(b"\n\n")[:-1])
+    assert got == expected
