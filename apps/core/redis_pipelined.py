@@ -142,14 +142,19 @@ class PipelinedRedis:
             loop.call_soon(self._flush)
         return waiter.future
 
-    def send_shared(self, command: tuple) -> asyncio.Future:
+    def send_shared(self, command: tuple, *, eager: bool = False) -> asyncio.Future:
         """`send(command)`, unless the same command is still waiting to be written: then its reply is shared.
         Callers of one loop turn share one read, whose reply reflects a state no older than any of them asked
         for. For reads only (a write must happen once per caller). Each caller gets a future of its own, so one
-        cancelled caller does not cancel the others."""
+        cancelled caller does not cancel the others. `eager`: when nothing else is waiting on the connection,
+        write now rather than at the end of the loop turn, so a lone caller's round trip overlaps its own work
+        (under load the turn's one write carries it, shared)."""
         source = self._shared.get(command)
         if source is None or source.done():
+            idle = not self._waiting
             source = self._shared[command] = self.send(command)
+            if eager and idle and self._protocol is not None and self._protocol.transport is not None:
+                self._flush()
         mine = self._loop.create_future()
         source.add_done_callback(lambda source: _copy_outcome(source, mine))
         return mine

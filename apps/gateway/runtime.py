@@ -130,10 +130,29 @@ class GatewayRuntime:
             if version != self.snapshot.version:
                 await self._reload_since(time.monotonic())
             return
+        # One GET per loop turn, shared by the requests admitted in it (none of them is older than its write).
+        await self._settle(self.wire.send_shared(("GET", config_version.REDIS_KEY)))
+
+    def version_check(self) -> asyncio.Future | None:
+        """`ready()` in two halves, for a handler with snapshot-free work to do first (reading and parsing its
+        body): the version GET leaves now, and `confirmed(check)` later gives the snapshot to act on. None when
+        there is nothing to ask Redis (not started, no Redis, checks off): `confirmed` then does what `ready`
+        does."""
+        if self.snapshot is None or self.redis is None or not settings.CONFIG_CHECK_EVERY_REQUEST:
+            return None
+        check = self.wire.send_shared(("GET", config_version.REDIS_KEY), eager=True)
+        check.add_done_callback(_retrieved)  # a request that ends before `confirmed` leaves no unretrieved error
+        return check
+
+    async def confirmed(self, check: asyncio.Future | None) -> Snapshot:
+        if check is None:
+            return await self.ready()
+        await self._settle(check)
+        return self.snapshot
+
+    async def _settle(self, check: asyncio.Future) -> None:
         try:
-            # One GET per loop turn, shared by the requests admitted in it (none of them is older than its write).
-            observed = (raise_errors(await self.wire.send_shared(("GET", config_version.REDIS_KEY)))[0],
-                        config_version.local_version())
+            observed = (raise_errors(await check)[0], config_version.local_version())
         except REDIS_ERRORS as exc:  # Redis blips keep the current snapshot (the watcher logs them)
             logger.debug("config version check failed: %s", type(exc).__name__)
             return
@@ -237,3 +256,8 @@ class GatewayRuntime:
             report[provider.slug] = {"type": provider.type, "status": status, "deployments_measured": len(states),
                                      "circuits_open": opened}
         return report
+
+
+def _retrieved(check: asyncio.Future) -> None:
+    if not check.cancelled():
+        check.exception()

@@ -260,3 +260,39 @@ def test_written_resolves_once_the_commands_left_not_when_they_are_answered():
             assert b"req-1" in conn.recv(4096)  # the server has the bytes though it never answered
     finally:
         listener.close()
+
+
+def test_an_eager_shared_read_leaves_at_once_when_the_connection_is_idle():
+    """A lone request's version GET is written before the request goes on with its own work (it overlaps the
+    round trip); without `eager`, it waits for the end of the loop turn."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    try:
+        async def main():
+            wire = PipelinedRedis(port=listener.getsockname()[1], timeout=5)
+            ping = wire.send(("PING",))
+            conn = await asyncio.get_running_loop().run_in_executor(None, listener.accept)
+            conn = conn[0]
+            conn.settimeout(2)
+            assert conn.recv(4096).startswith(b"*1\r\n$4\r\nPING")
+            conn.sendall(b"+PONG\r\n")
+            await ping
+            conn.settimeout(0.3)
+            seen = {}
+            for eager in (False, True):
+                check = wire.send_shared(("GET", f"version-{eager}"), eager=eager)
+                try:  # read with the loop blocked: only what was already written can arrive
+                    seen[eager] = conn.recv(4096)
+                except TimeoutError:
+                    seen[eager] = b""
+                conn.sendall(b"$1\r\n1\r\n")
+                await check
+            conn.close()
+            await wire.close()
+            return seen
+
+        seen = run(main())
+        assert seen[False] == b"" and b"version-True" in seen[True]
+    finally:
+        listener.close()

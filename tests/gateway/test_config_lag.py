@@ -62,6 +62,23 @@ def test_a_revoked_key_is_refused_by_every_process_on_the_very_next_request(serv
     assert [chat(s, fresh).status_code for s in servers] == [200, 200]
 
 
+def test_a_key_revoked_meanwhile_is_refused_before_its_request_body_is_judged(server_factory, upstream, catalogue):
+    """The chat handler reads its body while the version check is in flight (handlers.identified): a body error
+    must still wait for the confirmed snapshot, which refuses the key first."""
+    tenant, key, secret = factories.tenant_on_fake_openai("lag-order", upstream, provider_slug="oai")
+    server = server_factory()
+
+    def broken() -> httpx.Response:
+        return httpx.post(f"{server.url}/v1/chat/completions", headers={"authorization": f"Bearer {secret}"},
+                          content=b'{"model": "gpt-4o", "messages": ', timeout=30)
+
+    assert chat(server, secret).status_code == 200
+    assert broken().status_code == 400
+    tenant_services.api_key_revoke(tenant=tenant, api_key=key)
+    response = broken()
+    assert response.status_code == 401 and response.json()["error"]["code"] == "api_key_revoked", response.text
+
+
 def test_a_new_budget_refuses_the_very_next_request_that_would_exceed_it(server_factory, upstream, catalogue):
     tenant, _, secret = factories.tenant_on_fake_openai("lag-budget", upstream, provider_slug="oai")
     servers = [server_factory(), server_factory()]

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import orjson
-from django.conf import settings
 
 from .. import pipeline, request_validation, stream_publish
-from ..admission.authentication import authenticate
 from ..costs import cost_of
-from ..http import header, read_json
+from ..http import header
 from ..runtime import GatewayRuntime
 from ..sse import relay
-from . import Call, served
+from . import Call, identified, served
 
 
 async def chat_completions(rt: GatewayRuntime, call: Call) -> None:
-    scope, snapshot, ctx = call.scope, call.snapshot, call.ctx
-    ctx.tenant_id, ctx.key = authenticate(scope, snapshot)
-    body = ctx.body = await read_json(scope, call.receive, settings.MAX_REQUEST_BODY_BYTES,
-                                      request_validation.validate_chat)
+    scope, ctx = call.scope, call.ctx
+    snapshot, body = await identified(rt, call, request_validation.validate_chat)
+    ctx.body = body
     pipeline.labels_from_metadata(ctx, body, workflow_id=header(scope, b"x-cb-workflow-id"),
                                   agent_id=header(scope, b"x-cb-agent-id"))
     body, ordered = await pipeline.prepare_chat(rt, ctx, snapshot, body)
