@@ -300,3 +300,55 @@ def test_an_eager_shared_read_leaves_at_once_when_the_connection_is_idle():
         assert seen[False] == b"" and seen[True] == b"*2\r\n$3\r\nGET\r\n$12\r\nversion-True\r\n"
     finally:
         listener.close()
+
+
+def test_commands_queued_behind_an_unanswered_write_leave_with_its_answer_or_when_the_hold_ends():
+    """Group commit under load: while a write is unanswered, later commands wait for its answer and then leave
+    together in one write; a server slower than the hold does not hold them longer."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    try:
+        async def main():
+            loop = asyncio.get_running_loop()
+            wire = PipelinedRedis(port=listener.getsockname()[1], timeout=5, hold=5)
+            first = wire.send(("GET", "first"))
+            conn = (await loop.run_in_executor(None, listener.accept))[0]
+            conn.settimeout(2)
+            assert conn.recv(4096) == b"*2\r\n$3\r\nGET\r\n$5\r\nfirst\r\n"
+            second, third = wire.send(("GET", "second")), wire.send(("GET", "third"))
+            await asyncio.sleep(0.2)  # many loop turns: nothing leaves while `first` is unanswered
+            conn.setblocking(False)
+            try:
+                held = conn.recv(4096)
+            except BlockingIOError:
+                held = b""
+            conn.settimeout(2)
+            conn.sendall(b"$1\r\n1\r\n")
+            assert (await first)[0] == b"1"
+            await asyncio.sleep(0.05)
+            together = conn.recv(4096)  # both, in one write
+            conn.sendall(b"$1\r\n2\r\n$1\r\n3\r\n")
+            replies = [(await second)[0], (await third)[0]]
+
+            wire.hold = 0.1
+            fourth = wire.send(("GET", "fourth"))
+            await asyncio.sleep(0.05)
+            assert conn.recv(4096).endswith(b"fourth\r\n")
+            fifth = wire.send(("GET", "fifth"))  # `fourth` is never answered: the hold ends instead
+            started = loop.time()
+            fifth_bytes = await loop.run_in_executor(None, conn.recv, 4096)
+            waited = loop.time() - started
+            conn.sendall(b"$1\r\n4\r\n$1\r\n5\r\n")
+            replies += [(await fourth)[0], (await fifth)[0]]
+            conn.close()
+            await wire.close()
+            return held, together, replies, fifth_bytes, waited
+
+        held, together, replies, fifth_bytes, waited = run(main())
+        assert held == b""
+        assert together == b"*2\r\n$3\r\nGET\r\n$6\r\nsecond\r\n*2\r\n$3\r\nGET\r\n$5\r\nthird\r\n"
+        assert replies == [b"2", b"3", b"4", b"5"]
+        assert fifth_bytes == b"*2\r\n$3\r\nGET\r\n$5\r\nfifth\r\n" and 0.03 < waited < 1.5
+    finally:
+        listener.close()

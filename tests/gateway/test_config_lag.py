@@ -103,3 +103,24 @@ def test_a_disabled_provider_is_not_routed_to_on_the_very_next_request(server_fa
     response = chat(server, secret)
     assert response.status_code != 200 and len(upstream.requests) == seen, (response.status_code, response.text)
     assert time.monotonic() - began < 5
+
+
+def test_a_provider_enabled_meanwhile_serves_the_very_next_request(server_factory, upstream, catalogue):
+    """A plan that fails on the snapshot the process held (no usable provider) is made on the one the version
+    check confirms, not answered."""
+    from apps.providers import services as provider_services
+    from apps.providers.models import Provider
+
+    tenant, _, secret = factories.tenant_on_fake_openai("lag-enable", upstream, provider_slug="oai")
+    server = server_factory()
+    provider = Provider.objects.get(tenant=tenant, slug="oai")
+    provider_services.provider_update(tenant=tenant, provider=provider, enabled=False)
+    refused = chat(server, secret)
+    assert refused.status_code != 200, refused.text
+    provider_services.provider_update(tenant=tenant, provider=provider, enabled=True)
+    for stream in (False, True):
+        response = chat(server, secret, stream=stream)
+        assert response.status_code == 200, response.text
+        provider_services.provider_update(tenant=tenant, provider=provider, enabled=False)
+        assert chat(server, secret).status_code != 200
+        provider_services.provider_update(tenant=tenant, provider=provider, enabled=True)
