@@ -24,24 +24,10 @@ async def relay(ctx: RequestContext, respond: Responder, receive, first, batches
     coroutine that sends the events and returns the error that ended the stream early (default: `pump_events`,
     OpenAI's chat chunks)."""
     ticket, opened = ctx.ticket, time.perf_counter() - ctx.attempts[-1].ms / 1000
-    events = pump() if pump is not None else pump_events(ctx, respond, first, batches, include_usage=include_usage,
-                                                         label=label, sink=sink)
-    head_sent = asyncio.get_running_loop().create_future()
-
-    async def after_head():
-        await head_sent
-        return await events
-
-    # The pump is scheduled before the head is written, so its first events leave in the same write as the head
-    # (apps/core/http_protocol.py holds a head until the next write or the end of the loop turn).
-    pump = asyncio.ensure_future(after_head())
-    try:
-        await respond.start_sse()
-    except BaseException:
-        pump.cancel()
-        events.close()
-        raise
-    head_sent.set_result(None)
+    if pump is None:
+        pump = await _lead(ctx, respond, first, batches, include_usage=include_usage, label=label, sink=sink)
+    else:
+        pump = await _after_head(respond, pump())
     gone = asyncio.ensure_future(wait_disconnect(receive))
     done, _ = await asyncio.wait({pump, gone}, return_when=asyncio.FIRST_COMPLETED)
     if pump in done:
@@ -62,29 +48,60 @@ async def relay(ctx: RequestContext, respond: Responder, receive, first, batches
     raise ClientGone
 
 
+async def _lead(ctx: RequestContext, respond: Responder, first, batches, *, include_usage: bool,
+                label: str | None, sink) -> asyncio.Task:
+    """OpenAI's chat chunks: the first read's events are written here, in the same write as the head
+    (apps/core/http_protocol.py holds a head until the next write), and a task pumps the rest — the first bytes do
+    not wait a loop turn for that task to start (~70 µs of a c=1 stream's time to first byte, traced)."""
+    encode = _Encoder(ctx, label, include_usage, sink)
+    try:
+        lead = encode.batch(first) if first is not None else b""
+        await respond.start_sse()
+        if lead:
+            await respond.sse(lead)
+    except BaseException:
+        await batches.aclose()
+        raise
+    rest = () if first is not None else None  # an empty batch: the pump goes on with the next read
+    return asyncio.ensure_future(pump_events(ctx, respond, rest, batches, include_usage=include_usage, encode=encode))
+
+
+async def _after_head(respond: Responder, events) -> asyncio.Task:
+    """Another protocol's pump (`relay(pump=)`): scheduled before the head is written, so its first events leave
+    in the same write as the head."""
+    head_sent = asyncio.get_running_loop().create_future()
+
+    async def after_head():
+        await head_sent
+        return await events
+
+    pump = asyncio.ensure_future(after_head())
+    try:
+        await respond.start_sse()
+    except BaseException:
+        pump.cancel()
+        events.close()
+        raise
+    head_sent.set_result(None)
+    return pump
+
+
 async def wait_disconnect(receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
 
 
 async def pump_events(ctx: RequestContext, respond: Responder, first, batches, *, include_usage: bool,
-                      label: str | None = None, sink=None) -> UpstreamError | None:
+                      label: str | None = None, sink=None, encode: _Encoder | None = None) -> UpstreamError | None:
     """Relay batches of chunks, one send per upstream read; returns the error that ended the stream early."""
     failure = None
-    encode = _Encoder(ctx, label, include_usage, sink)
+    encode = encode or _Encoder(ctx, label, include_usage, sink)
     try:
         batch = first
         while batch is not None:
-            events = []
-            for item in batch:
-                if type(item) is RelayableRun:
-                    events += encode.run(item)
-                else:
-                    event = encode.one(item)
-                    if event is not None:
-                        events.append(event)
-            if events:
-                await respond.sse(b"".join(events))
+            data = encode.batch(batch)
+            if data:
+                await respond.sse(data)
             batch = await anext(batches, None)
     except UpstreamError as error:
         failure = error
@@ -109,6 +126,18 @@ class _Encoder:
         self.ctx, self.label, self.include_usage, self.sink = ctx, label, include_usage, sink
         self.suffix = b',"provider":' + orjson.dumps(label) + b"}" if label is not None else b"}"
         self.hide_reasoning = ctx.hide_reasoning
+
+    def batch(self, batch) -> bytes:
+        """One upstream read's events."""
+        events = []
+        for item in batch:
+            if type(item) is RelayableRun:
+                events += self.run(item)
+            else:
+                event = self.one(item)
+                if event is not None:
+                    events.append(event)
+        return b"".join(events)
 
     def run(self, item: RelayableRun) -> list[bytes]:
         include_usage = self.include_usage
