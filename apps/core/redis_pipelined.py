@@ -5,11 +5,7 @@ pooled connection checked out and in, an asyncio timeout around every reply, a t
 the same commands through this connection: ~20 µs (docs/performance.md). The saving comes from RESP itself:
 replies arrive in the order commands were sent, so one connection carries every caller's commands and a FIFO
 of waiters matches replies to callers — no pool, no per-call task or timer. Commands queued in one event-loop
-turn leave in one write; hiredis (redis-py's own C parser) packs commands and parses replies. While a write is
-unanswered, what is queued behind it waits for its answer (at most `hold` seconds) and leaves in the next
-write: under load one write and one reply carry many requests' commands, where turn by turn they were nearly
-one each (a Redis write costs this process ~70 µs of CPU on a 2-core VM: loopback delivery runs in the
-sender); a lone caller finds nothing unanswered and is not held.
+turn leave in one write; hiredis (redis-py's own C parser) packs commands and parses replies.
 
 Connecting (TCP, a unix socket or TLS, AUTH, SELECT) happens on first use and again after a failure; the
 configuration is the redis-py client's (`from_client`), so both always talk to the same server. Failures are
@@ -31,9 +27,6 @@ from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-
-# How long commands queued behind an unanswered write may wait for its answer before they are written anyway.
-HOLD_SECONDS = 0.0005
 
 
 @dataclass(slots=True)
@@ -71,13 +64,6 @@ class _Protocol(asyncio.Protocol):
                         waiter.future.set_result(waiter.replies)
         except hiredis.ProtocolError as exc:
             self.owner._fail(self, RedisConnectionError(f"Redis protocol error: {exc}"))
-            return
-        owner = self.owner
-        if owner._outgoing and not owner._flush_scheduled and not (waiting and waiting[0].sent):
-            # Every write is answered: what was held leaves, with what the callers just woken queue (their
-            # callbacks run before this one).
-            owner._flush_scheduled = True
-            owner._loop.call_soon(owner._flush)
 
     def connection_lost(self, exc) -> None:
         self.owner._fail(self, RedisConnectionError(f"Redis connection lost: {exc or 'closed by the server'}"))
@@ -106,9 +92,8 @@ class PipelinedRedis:
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 6379, path: str | None = None, db: int = 0,
                  username: str | None = None, password: str | None = None, ssl: ssl_module.SSLContext | None = None,
-                 connect_timeout: float = 2.0, timeout: float = 2.0, hold: float = HOLD_SECONDS):
+                 connect_timeout: float = 2.0, timeout: float = 2.0):
         self.host, self.port, self.path, self.db = host, port, path, db
-        self.hold = hold
         self.username, self.password, self.ssl = username, password, ssl
         self.connect_timeout, self.timeout = connect_timeout, timeout
         self._protocol: _Protocol | None = None
@@ -120,7 +105,6 @@ class PipelinedRedis:
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the first `send`
         self._shared: dict[tuple, asyncio.Future] = {}  # send_shared's reads not yet written
         self._write_waiters: list[asyncio.Future] = []  # `written()`'s, resolved by the next write
-        self._hold: asyncio.TimerHandle | None = None  # the latest a held batch leaves
 
     @classmethod
     def from_client(cls, client) -> PipelinedRedis:
@@ -154,13 +138,8 @@ class PipelinedRedis:
             if self._connecting is None:
                 self._connecting = asyncio.ensure_future(self._open())
         elif not self._flush_scheduled:
-            sent = self._waiting[0].sent
-            if sent:  # a write is unanswered: go with the next one, when it is answered (or the hold ends)
-                if self._hold is None:
-                    self._hold = loop.call_at(sent + self.hold, self._flush)
-            else:
-                self._flush_scheduled = True
-                loop.call_soon(self._flush)
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
         return waiter.future
 
     def send_shared(self, command: tuple, *, eager: bool = False) -> asyncio.Future:
@@ -250,9 +229,6 @@ class PipelinedRedis:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self._hold is not None:
-            self._hold.cancel()
-            self._hold = None
         protocol = self._protocol
         if not self._outgoing or protocol is None:  # nothing to send, or connecting: `_open` sends it
             return
@@ -304,9 +280,6 @@ class PipelinedRedis:
         self._shared.clear()
         if self._write_waiters:
             self._wrote(False)
-        if self._hold is not None:
-            self._hold.cancel()
-            self._hold = None
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
