@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from apps.gateway import prompt_tokens as tokens
-from apps.gateway.prompt_tokens import PromptTokenCounter, count_request, count_text, estimate_prompt_tokens
+from apps.gateway.prompt_tokens import (
+    LazyPromptTokens,
+    PromptTokenCounter,
+    count_request,
+    count_text,
+    estimate_prompt_tokens,
+)
 from tests.gateway.routing_factories import (
     TOOL,
     mod,
@@ -148,3 +157,32 @@ def test_counting_a_2kb_prompt_is_fast(capsys):
     with capsys.disabled():
         print(f"\n2 KB prompt, exact o200k count: {micros:.0f} µs")
     assert micros < 2000
+
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)
+_part = st.one_of(st.fixed_dictionaries({"type": st.just("text"), "text": _text}),
+                  st.fixed_dictionaries({"type": st.just("image_url"), "image_url": st.fixed_dictionaries(
+                      {"url": st.just("https://example.com/a.png")})}))
+_message = st.fixed_dictionaries(
+    {"role": st.sampled_from(["system", "user", "assistant"]), "content": st.one_of(_text, st.lists(_part))},
+    optional={"name": _text})
+_body = st.one_of(
+    st.fixed_dictionaries({"messages": st.lists(_message, max_size=4)}, optional={"tools": st.just([TOOL])}),
+    st.fixed_dictionaries({"prompt": st.one_of(_text, st.lists(st.integers(0, 9)))}))
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=_body, window=st.integers(0, 2000), max_output=st.integers(0, 500))
+def test_the_lazy_counter_skips_the_byte_bound_only_where_it_could_not_matter(body, window, max_output):
+    """16 x the quick count bounds the UTF-8 byte count, so skipping that walk when the bound fits the window never
+    changes a count: the lazy counter answers what counting bytes first would have."""
+    quick, utf8 = count_request(body, tokens.QUICK), count_request(body, tokens.UTF8_BYTES)
+    assert utf8 <= 16 * quick
+    for listed in (mod("gpt-4o"), mod("claude-3-haiku", "anthropic")):
+        model = dataclasses.replace(listed, context_window=window)
+        encoding, factor = tokens.exact_encoding(model), tokens.family_factor(model)
+        if window and utf8 * max(factor, 1.0) + max_output > window:
+            expected = PromptTokenCounter(body)(model)
+        else:
+            expected = quick if encoding is not None else math.ceil(quick * factor)
+        assert LazyPromptTokens(body, max_output=max_output)(model) == expected
