@@ -10,6 +10,8 @@ reverse. When even the kept messages do not fit, the request goes on unchanged a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .prompt_tokens import LazyPromptTokens, estimate_prompt_tokens
 from .resolve import Candidate
 
@@ -26,7 +28,7 @@ def _units(messages: list) -> list[list[int]]:
     return units
 
 
-def fit(body: dict, candidates: list[Candidate], max_output: int) -> dict:
+def fit(body: dict, candidates: Sequence[Candidate], max_output: int) -> dict:
     """`body` with middle messages dropped until its prompt fits the first candidate's window."""
     messages = body.get("messages")
     if not candidates or not isinstance(messages, list) or len(messages) < 3:

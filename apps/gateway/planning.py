@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.conf import settings
 
 from apps.core.errors import ApiError, ModelNotFound
@@ -56,10 +58,26 @@ def routing_options(snapshot: Snapshot, tenant_id: int | None, body: dict) -> tu
 
 
 def candidates_for(snapshot: Snapshot, tenant_id: int | None, options: RouteOptions, *,
-                   mode: str) -> tuple[list[Candidate], list[int]]:
+                   mode: str) -> tuple[tuple[Candidate, ...], tuple[int, ...]]:
     """Candidates of every name in the model chain, deduplicated, with each one's tier: the chain position,
     and within it the tenant's own providers before global ones (bring your own key first), so a strategy
-    reorders only within a tier. The requested name must resolve; a fallback name that does not is skipped."""
+    reorders only within a tier. The requested name must resolve; a fallback name that does not is skipped.
+
+    They depend on nothing but the snapshot, so they are remembered on it per (tenant, mode, chain) — a new
+    snapshot starts afresh; the tuples are shared by every request asking the same."""
+    key = (tenant_id, mode, *options.model_chain())
+    memo = snapshot.memo
+    found = memo.get(key)
+    if found is None:
+        found = _candidates(snapshot, tenant_id, options, mode=mode)
+        if len(memo) >= 4096:  # names a client makes up (`provider/anything`) must not grow it without end
+            memo.clear()
+        memo[key] = found
+    return found
+
+
+def _candidates(snapshot: Snapshot, tenant_id: int | None, options: RouteOptions, *,
+                mode: str) -> tuple[tuple[Candidate, ...], tuple[int, ...]]:
     seen: set[tuple[int, str]] = set()
     candidates: list[Candidate] = []
     tiers: list[int] = []
@@ -76,7 +94,7 @@ def candidates_for(snapshot: Snapshot, tenant_id: int | None, options: RouteOpti
                 seen.add(key)
                 candidates.append(candidate)
                 tiers.append(tier * 2 + (0 if candidate.provider.tenant_id is not None else 1))
-    return candidates, tiers
+    return tuple(candidates), tuple(tiers)
 
 
 def _resolve_name(snapshot: Snapshot, tenant_id: int | None, name: str, *, mode: str) -> list[Candidate]:
@@ -120,8 +138,8 @@ def _aggregate(stats: list[HealthStats]) -> HealthStats | None:
                        circuit, limited, sum(s.inflight for s in stats))
 
 
-async def plan(ctx: RequestContext, body: dict, options: RouteOptions, candidates: list[Candidate], *,
-               tiers: list[int], snapshot: Snapshot) -> list[Candidate]:
+async def plan(ctx: RequestContext, body: dict, options: RouteOptions, candidates: Sequence[Candidate], *,
+               tiers: Sequence[int], snapshot: Snapshot) -> list[Candidate]:
     """The candidates that can serve `body`, best first, by the request's strategy and the shared health."""
     ctx.options, ctx.strategy = options, options.strategy
     ids = [(c, [deployment_id(c, cred) for cred, _ in (c.provider.keys or [(None, None)])]) for c in candidates]

@@ -43,6 +43,7 @@ class Snapshot:
     cost_rules: dict[int | None, list] = field(default_factory=dict)  # tenant id (None: global only) -> RuleSpecs
     _by_name: dict[str, list[ModelInfo]] = field(default_factory=dict)
     _by_type: dict[str, list[ModelInfo]] = field(default_factory=dict)
+    memo: dict = field(default_factory=dict)  # what is derived from this snapshot alone (planning.candidates_for)
 
     def __post_init__(self):
         for model in self.models:
