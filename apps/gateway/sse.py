@@ -15,6 +15,7 @@ from apps.providers.adapters.openai import RelayableRun
 from .context import RequestContext
 from .http import SSE_DONE, ClientGone, Responder, sse_event
 from .pipeline import note_chunk
+from .upstream import LastBatch
 
 
 async def relay(ctx: RequestContext, respond: Responder, receive, first, batches, *, include_usage: bool = False,
@@ -24,28 +25,33 @@ async def relay(ctx: RequestContext, respond: Responder, receive, first, batches
     coroutine that sends the events and returns the error that ended the stream early (default: `pump_events`,
     OpenAI's chat chunks)."""
     ticket, opened = ctx.ticket, time.perf_counter() - ctx.attempts[-1].ms / 1000
-    if pump is None:
-        pump = await _lead(ctx, respond, first, batches, include_usage=include_usage, label=label, sink=sink)
+    if pump is None and type(first) is LastBatch:
+        # The upstream has finished: nothing is left to wait for, so no task and no watcher for the client.
+        await respond.start_sse()
+        failure = await pump_events(ctx, respond, first, batches, include_usage=include_usage, label=label,
+                                    sink=sink)
     else:
-        pump = await _after_head(respond, pump())
-    gone = asyncio.ensure_future(wait_disconnect(receive))
-    done, _ = await asyncio.wait({pump, gone}, return_when=asyncio.FIRST_COMPLETED)
-    if pump in done:
+        if pump is None:
+            pump = await _lead(ctx, respond, first, batches, include_usage=include_usage, label=label, sink=sink)
+        else:
+            pump = await _after_head(respond, pump())
+        gone = asyncio.ensure_future(wait_disconnect(receive))
+        done, _ = await asyncio.wait({pump, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if pump not in done:
+            # The client left: stop reading upstream, which closes that connection.
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # nobody is left to tell
+                await pump
+            await batches.aclose()
+            await ctx.health.release(ticket)
+            raise ClientGone
         gone.cancel()
         failure = pump.result()
-        latency_ms = (time.perf_counter() - opened) * 1000
-        if failure is None:
-            await ctx.health.success(ticket, latency_ms=latency_ms, ttft_ms=ctx.ttft_s * 1000)
-        else:
-            await ctx.health.failure(ticket, latency_ms=latency_ms)
-        return
-    # The client left: stop reading upstream, which closes that connection.
-    pump.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):  # nobody is left to tell
-        await pump
-    await batches.aclose()
-    await ctx.health.release(ticket)
-    raise ClientGone
+    latency_ms = (time.perf_counter() - opened) * 1000
+    if failure is None:
+        await ctx.health.success(ticket, latency_ms=latency_ms, ttft_ms=ctx.ttft_s * 1000)
+    else:
+        await ctx.health.failure(ticket, latency_ms=latency_ms)
 
 
 async def _lead(ctx: RequestContext, respond: Responder, first, batches, *, include_usage: bool,

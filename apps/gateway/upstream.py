@@ -34,6 +34,13 @@ def pool_exhausted(pool_size: int, waited: float) -> UpstreamError:
                          headers={"retry-after": "1"})
 
 
+class LastBatch(list):
+    """A stream's last batch, handed over once the upstream has finished: the iterator ends without waiting for
+    anything more (`sse.relay` then needs no task and no disconnect watcher)."""
+
+    __slots__ = ()
+
+
 class Upstream:
     """Owns the HTTP connection pool (keep-alive, HTTP/1.1) to every upstream."""
 
@@ -236,9 +243,14 @@ class Upstream:
             response = await self.open_stream(adapter, request, timeout=timeout)
         except UpstreamError as error:
             raise scrub_error(error, known) from None
+        relaying = isinstance(translator, OpenAIStream) and translator.relay
         try:
             async for data in response.iter_chunks():
                 batch = translator.feed(data)
+                if relaying and response.drained and (last := _last(translator, batch)) is not None:
+                    if last:
+                        yield last
+                    return
                 if batch:
                     yield batch
             batch = translator.close()
@@ -254,3 +266,14 @@ class Upstream:
                                 code="upstream_connection_error", retryable=True) from None
         finally:
             self.close_stream(response)
+
+
+def _last(translator: OpenAIStream, batch: list) -> LastBatch | None:
+    """`batch` with what closing the translator adds, once the upstream has finished; None when closing raises
+    (a cut stream, an error read with the content), so that the content goes first and the error after it, as
+    the next read's `close` raises it again."""
+    try:
+        rest = translator.close()
+    except UpstreamError:
+        return None
+    return LastBatch([*batch, *rest])

@@ -103,6 +103,11 @@ class Response:
             else:
                 await self._wait()
 
+    @property
+    def drained(self) -> bool:
+        """Complete, and every byte of it handed over: nothing more will come."""
+        return self.complete and not self._chunks
+
     def close(self) -> None:
         if not self.complete and self._connection is not None:
             self._connection.abandon()
