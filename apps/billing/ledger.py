@@ -147,6 +147,11 @@ class LedgerWriter:
             request_id = ""  # no marker of this process to retire: the write carries the XADD alone
         return self._commit(_Op("e", request_id, payload, 0.0))
 
+    def written(self) -> Awaitable[bool]:
+        """True once what was queued (a marker from `begin`) is in the kernel's socket buffer on its way to Redis,
+        False when the connection failed first (`PipelinedRedis.written`)."""
+        return self.wire.written()
+
     async def close(self) -> None:
         for task in [*self._tasks, self._delivery]:
             if task is not None:

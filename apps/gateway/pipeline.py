@@ -104,7 +104,7 @@ async def begin_inflight(rt: GatewayRuntime, ctx: RequestContext, body: dict, or
         model_served=ordered[0].model.model_id, provider=ordered[0].provider.slug, estimated_cost=estimate,
         prompt_tokens=prompt, streamed=body.get("stream") is True, user_label=user, project_label=project,
         workflow_id=ctx.workflow_id, agent_id=ctx.agent_id, created_at=ctx.wall_started)
-    if await rt.ledger.wire.written():
+    if await rt.ledger.written():
         ctx.marker = marker
     else:
         await marker

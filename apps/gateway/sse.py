@@ -27,9 +27,13 @@ async def relay(ctx: RequestContext, respond: Responder, receive, first, batches
     ticket, opened = ctx.ticket, time.perf_counter() - ctx.attempts[-1].ms / 1000
     if pump is None and type(first) is LastBatch:
         # The upstream has finished: nothing is left to wait for, so no task and no watcher for the client.
-        await respond.start_sse()
-        failure = await pump_events(ctx, respond, first, batches, include_usage=include_usage, label=label,
-                                    sink=sink)
+        try:
+            await respond.start_sse()
+            failure = await pump_events(ctx, respond, first, batches, include_usage=include_usage, label=label,
+                                        sink=sink)
+        except BaseException:
+            await batches.aclose()
+            raise
     else:
         if pump is None:
             pump = await _lead(ctx, respond, first, batches, include_usage=include_usage, label=label, sink=sink)
@@ -145,10 +149,18 @@ class _Encoder:
                     events.append(event)
         return b"".join(events)
 
+    def _as_written(self, raw: bytes) -> bytes | None:
+        """`raw` without its null usage (unless asked for), or None when it must be decoded: usage written some
+        other way, or reasoning to hide."""
+        if not self.include_usage and b'"usage"' in raw:
+            raw = raw.replace(b',"usage":null', b"")
+            if b'"usage"' in raw:
+                return None
+        return None if self.hide_reasoning and b'"reasoning"' in raw else raw
+
     def run(self, item: RelayableRun) -> list[bytes]:
-        include_usage = self.include_usage
-        run = item.replace(b',"usage":null', b"") if not include_usage and b'"usage"' in item else item
-        if not ((not include_usage and b'"usage"' in run) or (self.hide_reasoning and b'"reasoning"' in run)):
+        run = self._as_written(item)
+        if run is not None:
             self.ctx.streamed_text.append(item)  # decoded only if it must be counted (a run, as read)
             return [run.replace(b"}\n\n", self.suffix + b"\n\n") if self.label is not None else run]
         # usage or reasoning written some other way: one by one
@@ -159,12 +171,11 @@ class _Encoder:
         """None when nothing is sent for the chunk."""
         chunk = item
         if type(item) is bytes:
-            include_usage = self.include_usage
-            raw = item.replace(b',"usage":null', b"") if not include_usage and b'"usage"' in item else item
-            if not ((not include_usage and b'"usage"' in raw) or (self.hide_reasoning and b'"reasoning"' in raw)):
+            raw = self._as_written(item)
+            if raw is not None:
                 self.ctx.streamed_text.append(raw)  # its content is decoded only if it must be counted
                 return b"data: " + raw[:-1] + self.suffix + b"\n\n"
-            chunk = orjson.loads(raw)
+            chunk = orjson.loads(item)
         if self.label is not None:
             chunk["provider"] = self.label
         if self.sink is not None:  # llmStream subscribers (stream_publish): queued, never waited for

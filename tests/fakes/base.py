@@ -13,6 +13,8 @@ Directives in the last user message make a fake misbehave on command:
   !error-after 2              stream 2 content pieces, then the protocol's in-stream error event
   !filter                     the provider's content-filter / safety block
   !slow 0.05                  wait that long between stream pieces
+  !whole                      (OpenAI format) the whole stream and its end in one write, as a proxy in front of a
+                              loaded server reads it
   !long 20000 2000            the answer goes on with that many more pieces, one chunk each: ` w0`, ` w1`, …
                               (padded with `-` to the optional length: ` w0------…`)
 
@@ -98,6 +100,7 @@ class Directives:
     error_after: int | None = None
     filter: bool = False
     slow: float = 0.0
+    whole: bool = False  # a stream's every event and its end in one write (what a loaded server's proxy reads)
 
 
 def long_piece(index: int, length: int = 0) -> str:
@@ -123,7 +126,21 @@ def parse_directives(text: str) -> Directives:
     d.filter = "!filter" in text
     if m := re.search(r"!slow ([\d.]+)", text):
         d.slow = float(m.group(1))
+    d.whole = "!whole" in text
     return d
+
+
+class Held:
+    """A stream response whose writes are held and sent, with the stream's end, in one write (`!whole`)."""
+
+    def __init__(self, response: web.StreamResponse):
+        self.response, self.parts = response, []
+
+    async def write(self, data: bytes) -> None:
+        self.parts.append(data)
+
+    async def send(self) -> None:
+        await self.response.write_eof(b"".join(self.parts))
 
 
 def shaped(schema, text: str, root: dict | None = None, depth: int = 0, *, preset: dict | None = None):

@@ -11,7 +11,7 @@ import time
 import orjson
 from aiohttp import web
 
-from .base import Conversation, FakeProvider, ToolCall, Turn, brain, parse_directives
+from .base import Conversation, FakeProvider, Held, ToolCall, Turn, brain, parse_directives
 
 REASONING_MODEL = re.compile(r"^(o\d|gpt-5)")
 VALID_ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
@@ -136,7 +136,9 @@ class FakeOpenAI(FakeProvider):
                 data["usage"] = None
             return b"data: " + orjson.dumps(data) + b"\n\n"
 
-        response = await self.start_stream(request, "text/event-stream")
+        response = stream = await self.start_stream(request, "text/event-stream")
+        if directives.whole:
+            response = Held(stream)
         await response.write(chunk({"role": "assistant", "content": "", "refusal": None}))
         for index, call in enumerate(tool_calls):
             await response.write(chunk({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
@@ -151,7 +153,9 @@ class FakeOpenAI(FakeProvider):
             render_error=lambda: b"data: " + orjson.dumps(openai_error(500, self.echo(request, "stream broke")))
             + b"\n\n")
         if not completed:
-            return response
+            if directives.whole:
+                await response.send()
+            return stream
         await response.write(chunk({}, reply.finish_reason))
         # "!no-usage": an OpenAI-compatible server that ignores include_usage (some do)
         if (body.get("stream_options") or {}).get("include_usage") and "!no-usage" not in conv.last_user_text:
@@ -159,7 +163,9 @@ class FakeOpenAI(FakeProvider):
                     "choices": [], "usage": usage}
             await response.write(b"data: " + orjson.dumps(data) + b"\n\n")
         await response.write(b"data: [DONE]\n\n")
-        return response
+        if directives.whole:
+            await response.send()
+        return stream
 
     async def embeddings(self, request: web.Request) -> web.Response:
         body = await self.record(request)

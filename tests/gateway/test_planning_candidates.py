@@ -6,7 +6,7 @@ import pytest
 
 from apps.core.errors import ModelNotFound
 from apps.gateway.planning import candidates_for
-from apps.gateway.snapshot import Snapshot
+from apps.gateway.snapshot import ProviderInfo, Snapshot
 from tests.gateway.routing_factories import mod, opts, prov
 
 
@@ -41,3 +41,15 @@ def test_made_up_names_do_not_grow_the_memo_without_end():
     for i in range(5000):  # `provider/anything` resolves to a passthrough model for any name
         candidates_for(snap, None, opts(model=f"oai/made-up-{i}"), mode="chat")
     assert 0 < len(snap.memo) <= 4096
+
+
+def test_a_tenants_own_provider_is_never_remembered_for_another_tenant():
+    """The memo is keyed by tenant: a provider one tenant owns stays out of another's candidates, whichever asks
+    first."""
+    shared = prov("shared", "openai")
+    own = ProviderInfo(9001, "own", 7, "openai", "http://127.0.0.1:9", 0, {}, False, [(1, "sk-own")])
+    snap = snapshot(own, shared, models=[mod("gpt-4o")])
+    chain = opts(model="gpt-4o")
+    for tenant in (8, 7, 8, None, 7):
+        slugs = [c.provider.slug for c in candidates_for(snap, tenant, chain, mode="chat")[0]]
+        assert slugs == (["own", "shared"] if tenant == 7 else ["shared"]), (tenant, slugs)
